@@ -1,0 +1,46 @@
+"""Settings from the environment (prefix PROVENANCE_); embedded defaults need none."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DecodeLimits(BaseSettings):
+    """Bounds on every decode, so hostile media costs a bounded amount of time and memory."""
+
+    model_config = SettingsConfigDict(env_prefix="PROVENANCE_", extra="ignore")
+
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_pixels: int = 3840 * 2160
+    max_duration_s: float = 15 * 60.0
+    max_decode_seconds: float = 120.0
+    max_streams: int = 16
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVENANCE_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    chain_rpc: str | None = None
+    # Capture times may run ahead of the server clock by this much (device clocks drift).
+    clock_skew_s: float = 300.0
+    sample_fps: float = 4.0
+    limits: DecodeLimits = Field(default_factory=DecodeLimits)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'provenance.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
