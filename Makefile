@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm ci` refuses this lock: anvil lists optional per-platform packages the registry lacks.
+	# Exact versions in package.json plus the lock keep `npm install` reproducible.
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 run: setup

@@ -1,0 +1,3 @@
+"""Media provenance and verification service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,299 @@
+"""The `provenance` command: the server, the admin's tools and the camera app's client side."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from provenance import fingerprint as fp
+from provenance.client import DEFAULT_SERVER, Api, ClientError, resolve_api_key
+from provenance.core.config import get_settings
+from provenance.core.errors import DomainError
+from provenance.core.timeutil import utcnow
+
+app = typer.Typer(
+    help="Media provenance: register originals, verify clips.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+client_app = typer.Typer(help="API clients (admin).", no_args_is_help=True)
+device_app = typer.Typer(help="Device keys and enrolment.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+app.add_typer(device_app, name="device")
+
+err = Console(stderr=True)
+out = Console()
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="PROVENANCE_SERVER", help="server URL")]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="PROVENANCE_API_KEY", help="API key")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def fail(reason: str, code: int = 1) -> NoReturn:
+    err.print(f"error: {reason}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        fail(str(exc))
+    except DomainError as exc:
+        fail(f"{exc.code}: {exc.detail}", 2)
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+
+
+def api(server: str, api_key: str | None) -> Api:
+    return Api(server, resolve_api_key(api_key))
+
+
+def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        text()
+
+
+def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
+    settings = get_settings()
+    if quiet or not err.is_terminal:
+        return fp.compute_fingerprint(video, limits=settings.limits, sample_fps=settings.sample_fps)
+    with Progress(
+        TextColumn("fingerprinting {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(video.name, total=1.0)
+        return fp.compute_fingerprint(
+            video,
+            limits=settings.limits,
+            sample_fps=settings.sample_fps,
+            progress=lambda f: progress.update(task, completed=f),
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- server ---
+
+
+@app.command()
+def serve() -> None:
+    """Run the API with the embedded defaults (SQLite under ./var)."""
+    import uvicorn
+
+    from provenance.service import open_service
+
+    settings = get_settings()
+    service = open_service(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    key_file = settings.data_dir / "admin.key"
+    out.print(f"[bold]provenance[/] listening on {base}  (API docs: {base}/docs)")
+    out.print(f"database: {settings.resolved_database_url}")
+    if service.new_admin_key:
+        out.print(f"first start: admin API key written to {key_file} (mode 0600)")
+    out.print("next, in another terminal:")
+    for line in (
+        "provenance device init --out camera.key",
+        "provenance device enroll --public-key-file camera.key.pub --name my-camera",
+        "provenance client create --name my-camera-app --scope camera",
+        "PROVENANCE_API_KEY=<camera key> provenance register VIDEO --device-key camera.key --upload",
+    ):
+        out.print(f"  .venv/bin/{line}", markup=False)
+    uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
+
+
+# --- clients ---
+
+
+@client_app.command("create")
+def client_create(
+    name: Annotated[str, typer.Option("--name")],
+    scope: Annotated[str, typer.Option("--scope", help="admin, camera, newsroom or factchecker")],
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an API key (admin); it is printed once."""
+    with one_line_errors():
+        created = api(server, api_key).request("POST", "/v1/clients", json={"name": name, "scope": scope})
+    emit(created, as_json, lambda: out.print(created["api_key"], markup=False))
+
+
+# --- devices ---
+
+
+@device_app.command("init")
+def device_init(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="private key file; the public key goes to FILE.pub")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an Ed25519 device key on this device."""
+    from provenance.signing import device_id_for, raw_public_key, write_key_files
+
+    if out_file.exists():
+        fail(f"{out_file} exists; refusing to overwrite a device key", 2)
+    with one_line_errors():
+        key = write_key_files(out_file)
+    raw = raw_public_key(key.public_key())
+    info = {
+        "device_id": device_id_for(raw),
+        "public_key": base64.b64encode(raw).decode(),
+        "private_key_file": str(out_file),
+        "public_key_file": f"{out_file}.pub",
+    }
+    emit(
+        info,
+        as_json,
+        lambda: out.print(f"{info['public_key']}\ndevice id: {info['device_id']}", markup=False),
+    )
+
+
+@device_app.command("enroll")
+def device_enroll(
+    public_key_file: Annotated[Path, typer.Option("--public-key-file")],
+    name: Annotated[str, typer.Option("--name")],
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol a device by its public key (admin)."""
+    from provenance.signing import load_public_key, raw_public_key
+
+    with one_line_errors():
+        try:
+            public = base64.b64encode(raw_public_key(load_public_key(public_key_file))).decode()
+        except ValueError as exc:
+            fail(f"{public_key_file}: {exc}", 2)
+        device = api(server, api_key).request(
+            "POST", "/v1/devices", json={"name": name, "public_key": public}
+        )
+    emit(device, as_json, lambda: out.print(f"enrolled {device['id']} ({device['name']})", markup=False))
+
+
+@device_app.command("revoke")
+def device_revoke(
+    device_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Revoke a device (admin): captures after now are refused."""
+    with one_line_errors():
+        device = api(server, api_key).request("POST", f"/v1/devices/{device_id}/revoke")
+    emit(
+        device, as_json, lambda: out.print(f"revoked {device['id']} at {device['revoked_at']}", markup=False)
+    )
+
+
+# --- fingerprint and register (what runs on the device) ---
+
+
+@app.command()
+def fingerprint(
+    video: Path,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the binary fingerprint here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute the fingerprint locally; no server needed."""
+    with one_line_errors():
+        result = fingerprint_with_progress(video, quiet=as_json)
+        encoded = result.encode()
+        if out_file is not None:
+            out_file.write_bytes(encoded)
+    info = {
+        "version": result.version,
+        "kind": result.kind,
+        "digest": result.digest(),
+        "width": result.width,
+        "height": result.height,
+        "duration": result.duration,
+        "sample_fps": result.sample_fps,
+        "frames": len(result.frames),
+        "bytes": len(encoded),
+    }
+    emit(
+        info,
+        as_json,
+        lambda: out.print(
+            f"fingerprint v{result.version} {result.digest()}\n{info['frames']} frames of {result.kind}, "
+            f"{result.width}x{result.height}, {result.duration:.2f} s, {len(encoded)} bytes",
+            markup=False,
+        ),
+    )
+
+
+@app.command()
+def register(
+    video: Path,
+    device_key: Annotated[Path, typer.Option("--device-key", help="the device's private key file")],
+    upload: Annotated[bool, typer.Option("--upload", help="also upload the media")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fingerprint on this device, sign the capture manifest, register it."""
+    from provenance.signing import (
+        build_manifest,
+        device_id_for,
+        load_private_key,
+        raw_public_key,
+        sign_manifest,
+    )
+
+    with one_line_errors():
+        try:
+            key = load_private_key(device_key)
+        except ValueError as exc:
+            fail(f"{device_key}: {exc}", 2)
+        result = fingerprint_with_progress(video, quiet=as_json)
+        encoded = result.encode()
+        manifest = build_manifest(
+            kind="image" if result.kind == "image" else "video",
+            content_sha256=sha256_file(video),
+            fingerprint_version=result.version,
+            fingerprint_bytes=encoded,
+            fingerprint_digest=result.digest(),
+            captured_at=utcnow(),
+            device_id=device_id_for(raw_public_key(key.public_key())),
+        ).to_json()
+        data = {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, key)}
+        files = {"media": video} if upload else {}
+        registration = api(server, api_key).post_files("/v1/registrations", data, files)
+    emit(
+        registration,
+        as_json,
+        lambda: out.print(
+            f"registered {registration['id']}\ncontent sha256 {registration['content_sha256']}\n"
+            f"captured at {registration['captured_at']}, anchoring: {registration['anchor_status']}",
+            markup=False,
+        ),
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

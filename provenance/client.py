@@ -1,0 +1,57 @@
+"""A small HTTP client for the command line; turns problem details into one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from provenance.core.config import get_settings
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class ClientError(Exception):
+    """A refusal from the server or a failure to reach it, phrased for one line of output."""
+
+
+def resolve_api_key(explicit: str | None) -> str | None:
+    """--api-key, then PROVENANCE_API_KEY, then the admin key a local first start wrote."""
+    if explicit:
+        return explicit
+    if os.environ.get("PROVENANCE_API_KEY"):
+        return os.environ["PROVENANCE_API_KEY"]
+    key_file = get_settings().data_dir / "admin.key"
+    if key_file.is_file():
+        return key_file.read_text().strip()
+    return None
+
+
+class Api:
+    def __init__(self, server: str, api_key: str | None, timeout: float = 300.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.server = server.rstrip("/")
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach {self.server}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                raise ClientError(f"{body.get('code', response.status_code)}: {body.get('detail', '')}")
+            except ValueError:
+                raise ClientError(f"HTTP {response.status_code}: {response.text[:200]}") from None
+        return response.json()
+
+    def post_files(self, path: str, data: dict[str, str], files: dict[str, Path]) -> Any:
+        handles = {name: (p.name, p.open("rb")) for name, p in files.items()}
+        try:
+            return self.request("POST", path, data=data, files=handles)
+        finally:
+            for _, fh in handles.values():
+                fh.close()

@@ -1,0 +1,105 @@
+"""Shared fixtures: the service on SQLite and on the real PostgreSQL, API keys, enrolled devices."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from provenance.core.config import DecodeLimits, Settings
+from provenance.service import Service, open_service
+from provenance.signing import device_id_for, raw_public_key
+
+PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"prov_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+    )
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    svc = open_service(settings)
+    try:
+        yield svc
+    finally:
+        svc.engine.dispose()
+
+
+@pytest.fixture
+def http(service: Service) -> Iterator[TestClient]:
+    with TestClient(service.app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def admin_headers(service: Service) -> dict[str, str]:
+    assert service.new_admin_key is not None
+    return {"Authorization": f"Bearer {service.new_admin_key}"}
+
+
+def make_key(http: TestClient, admin_headers: dict[str, str], scope: str) -> dict[str, str]:
+    response = http.post(
+        "/v1/clients", json={"name": f"{scope} client", "scope": scope}, headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['api_key']}"}
+
+
+@pytest.fixture
+def camera_headers(http: TestClient, admin_headers: dict[str, str]) -> dict[str, str]:
+    return make_key(http, admin_headers, "camera")
+
+
+@dataclass
+class EnrolledDevice:
+    key: Ed25519PrivateKey
+    id: str
+
+
+@pytest.fixture
+def device(http: TestClient, admin_headers: dict[str, str]) -> EnrolledDevice:
+    key = Ed25519PrivateKey.generate()
+    raw = raw_public_key(key.public_key())
+    response = http.post(
+        "/v1/devices",
+        json={"name": "test camera", "public_key": base64.b64encode(raw).decode()},
+        headers=admin_headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == device_id_for(raw)
+    return EnrolledDevice(key=key, id=device_id_for(raw))

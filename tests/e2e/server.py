@@ -1,0 +1,94 @@
+"""Start `provenance serve` as a real process on a free loopback port, and stop it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def cli(
+        self, *args: str, api_key: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if api_key:
+            env["PROVENANCE_API_KEY"] = api_key
+        result = subprocess.run(
+            [str(BIN / "provenance"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=self.data_dir.parent,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"provenance {' '.join(args)} failed: {result.stderr}")
+        return result
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    env.update(
+        {
+            "PROVENANCE_DATA_DIR": str(data_dir),
+            "PROVENANCE_PORT": str(port),
+            "PROVENANCE_SERVER": f"http://127.0.0.1:{port}",
+        }
+    )
+    if database_url:
+        env["PROVENANCE_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
+    log = (data_dir.parent / f"server-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "provenance"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not answer /health within 120 s")
+            time.sleep(0.2)
+        yield RunningServer(url=url, data_dir=data_dir, env=env, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

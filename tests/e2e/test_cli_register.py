@@ -1,0 +1,98 @@
+"""The camera app's path through the command line, against a server started by the test."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import running_server
+from tests.samples import sample_clip
+
+pytestmark = pytest.mark.slow
+
+
+def test_cli_device_client_register_fetch(tmp_path: Path, database_url: str) -> None:
+    data_dir = tmp_path / "var"
+    with running_server(data_dir, database_url) as server:
+        key_file = data_dir / "admin.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        admin = key_file.read_text().strip()
+
+        init = json.loads(server.cli("device", "init", "--out", str(tmp_path / "cam.key"), "--json").stdout)
+        assert stat.S_IMODE((tmp_path / "cam.key").stat().st_mode) == 0o600
+        enrolled = json.loads(
+            server.cli(
+                "device",
+                "enroll",
+                "--public-key-file",
+                str(tmp_path / "cam.key.pub"),
+                "--name",
+                "phone",
+                "--json",
+                api_key=admin,
+            ).stdout
+        )
+        assert enrolled["id"] == init["device_id"]
+
+        camera_key = server.cli(
+            "client", "create", "--name", "app", "--scope", "camera", api_key=admin
+        ).stdout.strip()
+        assert camera_key.startswith("pvk_")
+
+        clip = sample_clip("carphone_pristine.mp4")
+        local = json.loads(server.cli("fingerprint", str(clip), "--json").stdout)
+        receipt = json.loads(
+            server.cli(
+                "register",
+                str(clip),
+                "--device-key",
+                str(tmp_path / "cam.key"),
+                "--upload",
+                "--json",
+                api_key=camera_key,
+            ).stdout
+        )
+        assert receipt["device_id"] == init["device_id"]
+        assert receipt["fingerprint_digest"] == local["digest"]
+
+        fetched = httpx.get(
+            f"{server.url}/v1/registrations/{receipt['id']}",
+            headers={"Authorization": f"Bearer {camera_key}"},
+        ).json()
+        assert fetched["manifest"]["fingerprint"]["digest"] == local["digest"]
+
+        # A refusal is one line on stderr and a non-zero exit; the wrong scope cannot enrol.
+        refused = server.cli(
+            "device",
+            "enroll",
+            "--public-key-file",
+            str(tmp_path / "cam.key.pub"),
+            "--name",
+            "again",
+            api_key=camera_key,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert refused.stderr.strip().startswith("error: scope_forbidden")
+        assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_cli_fingerprint_bad_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "random.mp4"
+    bad.write_bytes(b"\x13" * 5000)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "provenance"), "fingerprint", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: media_")
+    assert len(result.stderr.strip().splitlines()) == 1
