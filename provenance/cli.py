@@ -28,11 +28,15 @@ app = typer.Typer(
 )
 client_app = typer.Typer(help="API clients (admin).", no_args_is_help=True)
 device_app = typer.Typer(help="Device keys and enrolment.", no_args_is_help=True)
+receipt_app = typer.Typer(
+    help="Receipts: check them against the chain, without our server.", no_args_is_help=True
+)
 app.add_typer(client_app, name="client")
 app.add_typer(device_app, name="device")
+app.add_typer(receipt_app, name="receipt")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="PROVENANCE_SERVER", help="server URL")]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="PROVENANCE_API_KEY", help="API key")]
@@ -289,6 +293,33 @@ def register(
             markup=False,
         ),
     )
+
+
+@receipt_app.command("verify")
+def receipt_verify(
+    receipt_file: Annotated[Path, typer.Argument(metavar="RECEIPT.json")],
+    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain named in the receipt")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a receipt: signature, log leaf, inclusion proof, anchor on chain. Calls no endpoint of ours."""
+    from provenance.receipts import verify_receipt
+
+    try:
+        receipt = json.loads(receipt_file.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"receipt_format: cannot read {receipt_file}: {exc}", 2)
+    checks = verify_receipt(receipt, rpc)
+    failed = next((c for c in checks if not c.ok), None)
+    if as_json:
+        emit(
+            {"valid": failed is None, "checks": [{"name": c.name, "ok": c.ok} for c in checks]},
+            True,
+            lambda: None,
+        )
+    if failed is not None:
+        fail(f"{failed.name}: {failed.reason}")
+    if not as_json:
+        out.print("valid: " + ", ".join(c.name for c in checks), markup=False)
 
 
 def main() -> None:

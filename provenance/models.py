@@ -53,3 +53,48 @@ class UsedNonce(SQLModel, table=True):
     nonce: str = Field(primary_key=True, max_length=128)
     device_id: str = Field(foreign_key="devices.id", max_length=64)
     used_at: datetime
+
+
+class LogEntry(SQLModel, table=True):
+    """A leaf of the transparency log, written in the same transaction as the fact it records.
+
+    `leaf_index` is assigned later, in order, by the single batcher that holds the log lock, so
+    the hot path never contends for the next index.
+    """
+
+    __tablename__ = "log_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    ref_id: str = Field(index=True, max_length=64)
+    data: str = Field(sa_column=Column(Text, nullable=False), description="canonical JSON of the leaf")
+    leaf_hash: str = Field(max_length=64)
+    leaf_index: int | None = Field(default=None, unique=True, index=True)
+    created_at: datetime
+
+
+class Anchor(SQLModel, table=True):
+    """One root put on chain. Written as `pending` before the transaction is sent (the outbox)."""
+
+    __tablename__ = "anchors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    epoch: int = Field(default=0, description="bumped when the chain lost its state and we re-anchored")
+    tree_size: int = Field(index=True)
+    root: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    chain_id: int | None = None
+    contract: str | None = Field(default=None, max_length=42)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = None
+    created_at: datetime
+    confirmed_at: datetime | None = None
+
+
+class ServiceState(SQLModel, table=True):
+    """Small durable facts: the contract address, the chain epoch, the last chain incident."""
+
+    __tablename__ = "service_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))

@@ -22,6 +22,7 @@ from provenance.core.db import session_scope
 from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
 from provenance.core.timeutil import utcnow
+from provenance.ledger import log
 from provenance.models import ApiClient, Device, Registration, UsedNonce
 from provenance.signing import (
     CaptureManifest,
@@ -83,6 +84,7 @@ def enroll_device(session: Session, name: str, public_key_b64: str) -> Device:
         enrolled_at=utcnow(),
     )
     session.add(device)
+    log.append(session, "device", device.id, log.device_leaf(device, "enrolled"))
     session.flush()
     return device
 
@@ -101,6 +103,7 @@ def revoke_device(session: Session, device_id: str) -> Device:
     device.status = "revoked"
     device.revoked_at = utcnow()
     session.add(device)
+    log.append(session, "device", device.id, log.device_leaf(device, "revoked"))
     session.flush()
     return device
 
@@ -222,6 +225,12 @@ def register(
         with session_scope(engine) as session:
             session.add(UsedNonce(nonce=manifest.nonce, device_id=device.id, used_at=now))
             session.add(registration)
+            log.append(
+                session,
+                "registration",
+                registration.id,
+                log.registration_leaf(registration, device.public_key),
+            )
             session.flush()
             if upload is not None and stored is not None and not stored.exists():
                 shutil.copyfile(upload.path, stored)

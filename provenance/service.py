@@ -1,24 +1,45 @@
-"""Opening the service on a data directory: schema, first-start admin key, the app."""
+"""Opening the service on a data directory: schema, first-start admin key, chain, batcher, the app."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from provenance import registry
+from provenance.anchoring import Batcher, ChainRuntime
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
+from provenance.ledger.log import TreeCache
 
 
 @dataclass
 class Service:
     settings: Settings
     engine: Engine
-    app: FastAPI
     new_admin_key: str | None
+    chain: ChainRuntime
+    batcher: Batcher
+    tree_cache: TreeCache = field(default_factory=TreeCache)
+    app: FastAPI = field(init=False)
+
+    def start(self) -> None:
+        self.chain.start()
+        self.batcher.start()
+
+    def stop(self) -> None:
+        self.batcher.stop()
+        self.chain.stop()
+
+    def chain_status(self) -> dict[str, object]:
+        return dict(self.chain.status)
+
+    def worker_status(self) -> str:
+        return self.batcher.status
 
 
 def open_service(settings: Settings) -> Service:
@@ -26,4 +47,24 @@ def open_service(settings: Settings) -> Service:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     key = registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
-    return Service(settings=settings, engine=engine, app=create_app(settings, engine), new_admin_key=key)
+    cache = TreeCache()
+    chain = ChainRuntime(settings, engine)
+    service = Service(
+        settings=settings,
+        engine=engine,
+        new_admin_key=key,
+        chain=chain,
+        batcher=Batcher(engine, chain, cache, settings),
+        tree_cache=cache,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    service.app = create_app(settings, engine, service, lifespan)
+    return service

@@ -489,3 +489,42 @@ class ChainClient:
         target = to_checksum_address(address or self.contract_address)
         code = self._call("getCode", lambda: self._w3.eth.get_code(target))
         return bytes(code) == bytes(HexBytes(self.artifact.deployed_bytecode))
+
+    # -- evidence for receipts ------------------------------------------------------------------
+
+    def find_anchor_tx(self, root: bytes) -> str | None:
+        """The hash of the transaction that anchored `root` (found through its Anchored event)."""
+        record = self.lookup(root)
+        if record is None:
+            return None
+        logs = self._call(
+            "getLogs",
+            lambda: self.contract.events.Anchored().get_logs(
+                argument_filters={"root": _check_root(root)},
+                from_block=record.block_number,
+                to_block=record.block_number,
+            ),
+        )
+        return _hex(logs[0]["transactionHash"]) if logs else None
+
+    def anchor_tx_details(self, tx_hash: str) -> dict[str, Any] | None:
+        """What a transaction anchored, read from its receipt: root, tree size, block, contract."""
+
+        def read() -> Any:
+            try:
+                return self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return None
+
+        receipt = self._call("getTransactionReceipt", read)
+        if receipt is None or receipt["status"] != 1:
+            return None
+        events = self.contract.events.Anchored().process_receipt(receipt, errors=DISCARD)
+        if not events:
+            return None
+        return {
+            "root": _hex(events[0]["args"]["root"]),
+            "tree_size": int(events[0]["args"]["treeSize"]),
+            "block_number": int(receipt["blockNumber"]),
+            "contract": str(events[0]["address"]),
+        }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,7 +29,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str | None = None
+    # "embedded" starts anvil under the data dir unless chain_rpc names an endpoint; "off" anchors nothing.
+    chain_mode: Literal["embedded", "off"] = "embedded"
     chain_rpc: str | None = None
+    chain_private_key: str | None = None
+    chain_contract: str | None = None
+    chain_confirmations: int = 0
+    anchor_interval_s: float = 5.0
+    anchor_max_leaves: int = 1000
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0

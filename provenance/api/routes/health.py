@@ -20,7 +20,8 @@ def health(request: Request, engine: EngineDep) -> Health:
         database = "ok"
     except Exception as exc:  # the point of the endpoint is to report any failure, not raise it
         database = f"error: {type(exc).__name__}"
-    chain = getattr(request.app.state, "chain_status", None) or {"status": "not_configured"}
-    worker = getattr(request.app.state, "worker_status", "not_running")
-    overall = "ok" if database == "ok" else "degraded"
+    service = request.app.state.service
+    chain = service.chain_status()
+    worker = service.worker_status()
+    overall = "ok" if database == "ok" and chain.get("status") in ("ok", "off") else "degraded"
     return Health(status=overall, version=__version__, database=database, chain=chain, worker=worker)

@@ -1,0 +1,277 @@
+"""Anchoring the transparency log: one contract call per batch, durable across crashes and chain loss.
+
+The outbox is the `anchors` table: a row is written `pending` (root, tree size) before the
+transaction is sent, and confirmed after its receipt. After a crash a pending row is settled by
+asking the chain whether that root is there. When the chain has lost its state (the contract's
+code is gone), the registry is redeployed, the epoch bumped, and the current root re-anchored;
+the status endpoint says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, func, select
+
+from provenance.chain import AnchorRejected, ChainError
+from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess
+from provenance.chain.contract import ChainClient
+from provenance.core.config import Settings
+from provenance.core.db import session_scope
+from provenance.core.timeutil import iso, utcnow
+from provenance.ledger import log
+from provenance.models import Anchor, LogEntry, Registration, ServiceState
+
+logger = logging.getLogger(__name__)
+
+
+def get_state(session: Session, key: str) -> str | None:
+    row = session.get(ServiceState, key)
+    return row.value if row else None
+
+
+def set_state(session: Session, key: str, value: str) -> None:
+    row = session.get(ServiceState, key) or ServiceState(key=key, value=value)
+    row.value = value
+    session.add(row)
+
+
+def current_epoch(session: Session) -> int:
+    return int(get_state(session, "chain_epoch") or 0)
+
+
+@dataclass
+class ChainRuntime:
+    """The chain the service anchors to: an embedded anvil it owns, or an endpoint it was given."""
+
+    settings: Settings
+    engine: Engine
+    anvil: AnvilProcess | None = None
+    client: ChainClient | None = None
+    status: dict[str, Any] = field(default_factory=lambda: {"status": "starting"})
+
+    def start(self) -> None:
+        s = self.settings
+        if s.chain_mode == "off" and not s.chain_rpc:
+            self.status = {"status": "off"}
+            return
+        rpc = s.chain_rpc
+        if rpc is None:
+            chain_dir = s.data_dir / "chain"
+            chain_dir.mkdir(parents=True, exist_ok=True)
+            self.anvil = AnvilProcess(chain_dir / "anvil-state.json", log_file=chain_dir / "anvil.log")
+            self.anvil.start()
+            rpc = self.anvil.rpc_url
+        key = s.chain_private_key or DEV_ACCOUNTS[0].private_key
+        self.client = ChainClient(rpc, key, confirmations=s.chain_confirmations)
+        self.status = {"status": "connecting", "rpc_url": rpc}
+        try:
+            self.ensure_contract()
+        except ChainError as exc:
+            self.status = {"status": "unavailable", "rpc_url": rpc, "detail": exc.detail}
+
+    def stop(self) -> None:
+        if self.anvil is not None:
+            self.anvil.stop()
+
+    def ensure_contract(self) -> None:
+        """Attach to the recorded registry, deploy one on a first start, or notice a chain that forgot it."""
+        assert self.client is not None
+        client = self.client
+        with session_scope(self.engine) as session:
+            recorded = get_state(session, "contract_address") or self.settings.chain_contract
+            if recorded and client.has_code(recorded):
+                client.attach(recorded)
+            else:
+                address = client.deploy()
+                set_state(session, "contract_address", address)
+                if recorded:
+                    self._record_chain_loss(session, recorded, address)
+                logger.info("deployed AnchorRegistry at %s", address)
+        incident = self._incident()
+        self.status = {
+            "status": "ok",
+            "rpc_url": client.rpc_url,
+            "chain_id": client.chain_id,
+            "contract": client.contract_address,
+            **({"incident": incident} if incident else {}),
+        }
+
+    def _record_chain_loss(self, session: Session, old: str, new: str) -> None:
+        epoch = current_epoch(session) + 1
+        set_state(session, "chain_epoch", str(epoch))
+        session.execute(update(Anchor).where(col(Anchor.epoch) < epoch).values(status="lost"))
+        session.execute(update(Registration).values(anchor_status="pending"))
+        incident = {
+            "at": iso(utcnow()),
+            "detail": f"the chain lost the registry at {old}; redeployed at {new} "
+            "and re-anchoring the whole log",
+            "epoch": epoch,
+        }
+        set_state(session, "chain_incident", json.dumps(incident))
+        logger.warning(incident["detail"])
+
+    def _incident(self) -> dict[str, Any] | None:
+        with session_scope(self.engine) as session:
+            raw = get_state(session, "chain_incident")
+        return json.loads(raw) if raw else None
+
+    def check(self) -> bool:
+        """Whether the chain answers and still holds our registry (re-deploying when it does not)."""
+        if self.client is None:
+            return False
+        try:
+            if not self.client.is_reachable():
+                self.status = {**self.status, "status": "unavailable"}
+                return False
+            if not self.client.attached or not self.client.has_code() or self.status.get("status") != "ok":
+                self.ensure_contract()
+            return True
+        except ChainError as exc:
+            self.status = {**self.status, "status": "unavailable", "detail": exc.detail}
+            return False
+
+
+def pending_leaves(session: Session) -> int:
+    return session.exec(
+        select(func.count()).select_from(LogEntry).where(col(LogEntry.leaf_index).is_(None))
+    ).one()
+
+
+def last_anchor(session: Session, epoch: int) -> Anchor | None:
+    return session.exec(
+        select(Anchor)
+        .where(Anchor.epoch == epoch, Anchor.status == "confirmed")
+        .order_by(col(Anchor.tree_size).desc())
+    ).first()
+
+
+def _confirm(
+    session: Session, anchor: Anchor, tx_hash: str | None, block_number: int | None, chain: ChainClient
+) -> None:
+    anchor.status = "confirmed"
+    anchor.tx_hash = tx_hash
+    anchor.block_number = block_number
+    anchor.chain_id = chain.chain_id
+    anchor.contract = chain.contract_address
+    anchor.confirmed_at = utcnow()
+    session.add(anchor)
+    covered = select(LogEntry.ref_id).where(
+        LogEntry.kind == "registration", col(LogEntry.leaf_index) < anchor.tree_size
+    )
+    session.execute(
+        update(Registration)
+        .where(col(Registration.id).in_(covered), col(Registration.anchor_status) != "anchored")
+        .values(anchor_status="anchored")
+    )
+
+
+def _settle_pending(engine: Engine, chain: ChainClient, epoch: int) -> None:
+    """A pending row is a batch whose fate a crash or an outage hid: ask the chain."""
+    with session_scope(engine) as session:
+        for anchor in session.exec(select(Anchor).where(Anchor.status == "pending")).all():
+            record = chain.lookup(bytes.fromhex(anchor.root)) if anchor.epoch == epoch else None
+            if record is not None and record.tree_size == anchor.tree_size:
+                tx_hash = chain.find_anchor_tx(bytes.fromhex(anchor.root))
+                _confirm(session, anchor, tx_hash, record.block_number, chain)
+            else:
+                anchor.status = "abandoned"
+                session.add(anchor)
+
+
+@dataclass
+class AnchorResult:
+    tree_size: int
+    anchored: bool
+    tx_hash: str | None = None
+
+
+def anchor_once(engine: Engine, runtime: ChainRuntime, cache: log.TreeCache) -> AnchorResult:
+    """Index waiting leaves and, if the log grew past the last anchor, anchor its root."""
+    with session_scope(engine) as session:
+        size = log.assign_indexes(session)
+    chain = runtime.client
+    if chain is None or not runtime.check():
+        return AnchorResult(size, anchored=False)
+    with session_scope(engine) as session:
+        epoch = current_epoch(session)
+    _settle_pending(engine, chain, epoch)
+    with session_scope(engine) as session:
+        last = last_anchor(session, epoch)
+        if size == 0 or (last is not None and last.tree_size >= size):
+            return AnchorResult(size, anchored=False)
+        root = cache.tree(session, size).root
+        anchor = Anchor(epoch=epoch, tree_size=size, root=root.hex(), status="pending", created_at=utcnow())
+        session.add(anchor)
+    try:
+        tx = chain.anchor(root, size)
+        tx_hash: str | None = tx.tx_hash
+        block: int | None = tx.block_number
+    except AnchorRejected as exc:
+        record = chain.lookup(root)
+        if record is None:
+            raise
+        logger.info("root already anchored (%s); recording it", exc.detail)
+        tx_hash, block = chain.find_anchor_tx(root), record.block_number
+    with session_scope(engine) as session:
+        stored = session.get(Anchor, anchor.id)
+        assert stored is not None
+        _confirm(session, stored, tx_hash, block, chain)
+    return AnchorResult(size, anchored=True, tx_hash=tx_hash)
+
+
+class Batcher:
+    """Anchors every `anchor_interval_s` seconds, or sooner once `anchor_max_leaves` leaves wait."""
+
+    def __init__(
+        self, engine: Engine, runtime: ChainRuntime, cache: log.TreeCache, settings: Settings
+    ) -> None:
+        self.engine = engine
+        self.runtime = runtime
+        self.cache = cache
+        self.interval = settings.anchor_interval_s
+        self.max_leaves = settings.anchor_max_leaves
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = "idle"
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="anchor-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.2):
+            try:
+                with session_scope(self.engine) as session:
+                    waiting = pending_leaves(session)
+                    unanchored = waiting or self._unanchored(session)
+                due = time.monotonic() - last >= self.interval
+                if waiting >= self.max_leaves or (unanchored and due):
+                    self.status = "anchoring"
+                    anchor_once(self.engine, self.runtime, self.cache)
+                    last = time.monotonic()
+                self.status = "idle"
+                self.last_error = None
+            except Exception as exc:  # the loop must survive any one failed batch; the outbox retries it
+                logger.exception("anchoring batch failed")
+                self.status = "retrying"
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                last = time.monotonic()
+
+    def _unanchored(self, session: Session) -> int:
+        size = log.size(session)
+        last = last_anchor(session, current_epoch(session))
+        return size - (last.tree_size if last else 0)

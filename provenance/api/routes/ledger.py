@@ -1,0 +1,52 @@
+"""Receipts for registrations, and the log's root and consistency proofs for auditors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from provenance import registry
+from provenance.api.deps import ReaderDep, SessionDep
+from provenance.core.errors import DomainError
+from provenance.ledger import log
+from provenance.receipts import build_receipt
+
+router = APIRouter(prefix="/v1", tags=["transparency log"])
+
+
+def _cache(request: Request) -> log.TreeCache:
+    cache: log.TreeCache = request.app.state.service.tree_cache
+    return cache
+
+
+@router.get("/registrations/{registration_id}/receipt")
+def get_receipt(registration_id: str, request: Request, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
+    return build_receipt(session, registry.get_registration(session, registration_id), _cache(request))
+
+
+@router.get("/log/root")
+def log_root(request: Request, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
+    size = log.size(session)
+    return {"tree_size": size, "root": _cache(request).tree(session, size).root.hex()}
+
+
+@router.get("/log/consistency")
+def log_consistency(
+    request: Request,
+    session: SessionDep,
+    _: ReaderDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    size = log.size(session)
+    if not first <= second <= size:
+        raise DomainError("tree_size_invalid", f"need 1 <= first <= second <= {size}", 422)
+    tree = _cache(request).tree(session, second)
+    return {
+        "first": first,
+        "second": second,
+        "first_root": _cache(request).tree(session, first).root.hex(),
+        "second_root": tree.root.hex(),
+        "proof": [h.hex() for h in tree.consistency_proof(first)],
+    }
