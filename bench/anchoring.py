@@ -60,7 +60,8 @@ async def post_all(
     async def worker(http: httpx.AsyncClient) -> None:
         while not queue.empty():
             form = queue.get_nowait()
-            r = await http.post("/v1/registrations", data=form)
+            # Multipart, as camera apps send it: URL-encoding 30 kB of base64 costs more than the request.
+            r = await http.post("/v1/registrations", files={k: (None, v) for k, v in form.items()})
             if r.status_code != 201:
                 raise RuntimeError(r.text)
             ids.append(r.json()["id"])

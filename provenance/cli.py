@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,10 +108,12 @@ def serve() -> None:
     """Run the API with the embedded defaults (SQLite under ./var)."""
     import uvicorn
 
+    from provenance.demo import seed_demo
     from provenance.service import open_service
 
     settings = get_settings()
     service = open_service(settings)
+    demo = seed_demo(service) if settings.demo else None
     base = f"http://{settings.host}:{settings.port}"
     key_file = settings.data_dir / "admin.key"
     out.print(f"[bold]provenance[/] listening on {base}  (API docs: {base}/docs)")
@@ -125,6 +128,10 @@ def serve() -> None:
         "PROVENANCE_API_KEY=<camera key> provenance register VIDEO --device-key camera.key --upload",
     ):
         out.print(f"  .venv/bin/{line}", markup=False)
+    if demo:
+        out.print("demo seeded: the sample clips are registered; verify a re-encoded and a tampered copy:")
+        for line in demo:
+            out.print(f"  {line}", markup=False)
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
 
 
@@ -293,6 +300,63 @@ def register(
             markup=False,
         ),
     )
+
+
+def print_verification(result: dict[str, Any]) -> None:
+    verdict = result.get("verdict", result.get("status"))
+    colour = {"authentic": "green", "tampered": "red", "unknown": "yellow"}.get(str(verdict), "white")
+    out.print(f"[bold {colour}]{str(verdict).upper()}[/]  confidence {result.get('confidence', 0):.2f}")
+    match = result.get("match")
+    if not match:
+        out.print("no registered original matches this clip", markup=False)
+        return
+    q, o = match["query_range"], match["original_range"]
+    out.print(
+        f"matches {match['registration_id']} (device {match['device_id']}, captured {match['captured_at']})",
+        markup=False,
+    )
+    out.print(
+        f"clip {q[0]:.2f}-{q[1]:.2f} s = original {o[0]:.2f}-{o[1]:.2f} s, "
+        f"similarity {match['similarity']:.2f}",
+        markup=False,
+    )
+    for start, end in match.get("tampered_ranges", []):
+        out.print(f"  tampered: {start:.2f}-{end:.2f} s of the clip", markup=False)
+    out.print(
+        f"device signature {'valid' if match.get('signature_valid') else 'INVALID'}; "
+        f"anchor {match.get('anchor', {}).get('status')}",
+        markup=False,
+    )
+
+
+@app.command()
+def verify(
+    video: Path,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a clip and print whether it is authentic, tampered or unknown."""
+    with one_line_errors():
+        client = api(server, api_key)
+        with Progress(
+            TextColumn("verifying {task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or not err.is_terminal,
+        ) as progress:
+            task = progress.add_task(video.name, total=None)
+            result = client.post_files("/v1/verifications", {}, {"media": video})
+            while result.get("status") in ("queued", "running"):
+                time.sleep(0.5)
+                result = client.request("GET", f"/v1/verifications/{result['id']}")
+            progress.update(task, total=1, completed=1)
+    if result.get("status") == "failed":
+        error = result.get("error", {})
+        fail(f"{error.get('code', 'verification_failed')}: {error.get('detail', '')}")
+    emit(result, as_json, lambda: print_verification(result))
 
 
 @receipt_app.command("verify")

@@ -7,6 +7,8 @@ import binascii
 import hashlib
 import json
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +53,33 @@ def authenticate(session: Session, key: str) -> ApiClient | None:
     if client is None or client.revoked_at is not None:
         return None
     return client
+
+
+class ClientCache:
+    """Authenticated clients remembered for a few seconds: one key lookup per request is most of a
+    request's database time, and a key revoked in the database stops working within `ttl` seconds."""
+
+    def __init__(self, engine: Engine, ttl: float = 10.0) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self._entries: dict[str, tuple[ApiClient, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, key: str) -> ApiClient | None:
+        digest = hash_api_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with session_scope(self.engine) as session:
+            client = authenticate(session, key)
+        if client is not None:
+            with self._lock:
+                if len(self._entries) > 10_000:
+                    self._entries.clear()
+                self._entries[digest] = (client, now + self.ttl)
+        return client
 
 
 def ensure_admin_key(engine: Engine, key_file: Path) -> str | None:
@@ -177,6 +206,49 @@ def _check_upload(
         )
 
 
+def _admit(
+    session: Session,
+    settings: Settings,
+    raw: dict[str, object],
+    manifest: CaptureManifest,
+    signature: str,
+    now: datetime,
+) -> Device:
+    """The checks that need the database: device state, signature, capture time, nonce."""
+    captured_at = manifest.captured_at_dt()
+    device = _check_device(session.get(Device, manifest.device_id), manifest.device_id, captured_at)
+    if not verify_signature(raw, signature, device.public_key):
+        raise DomainError(
+            "signature_invalid", "the signature does not verify over the canonical manifest", 422
+        )
+    if captured_at > now + timedelta(seconds=settings.clock_skew_s):
+        raise DomainError("capture_time_in_future", "captured_at is in the future", 422)
+    if session.get(UsedNonce, manifest.nonce) is not None:
+        raise Conflict("nonce_replayed", "this manifest's nonce was used before")
+    return device
+
+
+def _write(
+    session: Session,
+    registration: Registration,
+    device: Device,
+    nonce: str,
+    upload: Upload | None,
+    stored: Path | None,
+) -> bool:
+    """Insert the registration, its nonce and its log leaf; returns whether the media file was copied."""
+    session.add(UsedNonce(nonce=nonce, device_id=device.id, used_at=registration.received_at))
+    session.add(registration)
+    log.append(
+        session, "registration", registration.id, log.registration_leaf(registration, device.public_key)
+    )
+    session.flush()
+    if upload is not None and stored is not None and not stored.exists():
+        shutil.copyfile(upload.path, stored)
+        return True
+    return False
+
+
 def register(
     engine: Engine,
     settings: Settings,
@@ -184,38 +256,31 @@ def register(
     signature: str,
     upload: Upload | None = None,
 ) -> Registration:
-    """Accept a signed capture manifest, or refuse it and write nothing."""
+    """Accept a signed capture manifest, or refuse it and write nothing.
+
+    Without media everything happens in one transaction; with media the slow recomputation of the
+    fingerprint runs between the checks and the write, outside any transaction.
+    """
     raw, manifest = parse_manifest(manifest_json)
-    captured_at = manifest.captured_at_dt()
+    claimed = _check_fingerprint(manifest)
     now = utcnow()
-    with session_scope(engine) as session:
-        device = _check_device(session.get(Device, manifest.device_id), manifest.device_id, captured_at)
-        if not verify_signature(raw, signature, device.public_key):
-            raise DomainError(
-                "signature_invalid", "the signature does not verify over the canonical manifest", 422
-            )
-        if captured_at > now + timedelta(seconds=settings.clock_skew_s):
-            raise DomainError("capture_time_in_future", "captured_at is in the future", 422)
-        if session.get(UsedNonce, manifest.nonce) is not None:
-            raise Conflict("nonce_replayed", "this manifest's nonce was used before")
-        claimed = _check_fingerprint(manifest)
-    # Recomputing the fingerprint is slow: do it outside any transaction.
-    if upload is not None:
-        _check_upload(settings, manifest, claimed, upload)
     registration = Registration(
         id=new_id("reg"),
-        device_id=device.id,
+        device_id=manifest.device_id,
         kind=manifest.kind,
         content_sha256=manifest.content_sha256,
         fingerprint=claimed.encode(),
         fingerprint_digest=manifest.fingerprint.digest,
         manifest=canonical_bytes(raw).decode(),
         signature=signature,
-        captured_at=captured_at,
+        captured_at=manifest.captured_at_dt(),
         received_at=now,
     )
     stored: Path | None = None
     if upload is not None:
+        with session_scope(engine) as session:
+            _admit(session, settings, raw, manifest, signature, now)
+        _check_upload(settings, manifest, claimed, upload)
         media_dir = settings.data_dir / "media"
         media_dir.mkdir(parents=True, exist_ok=True)
         stored = media_dir / f"{manifest.content_sha256}{upload.suffix}"
@@ -223,18 +288,8 @@ def register(
     copied = False
     try:
         with session_scope(engine) as session:
-            session.add(UsedNonce(nonce=manifest.nonce, device_id=device.id, used_at=now))
-            session.add(registration)
-            log.append(
-                session,
-                "registration",
-                registration.id,
-                log.registration_leaf(registration, device.public_key),
-            )
-            session.flush()
-            if upload is not None and stored is not None and not stored.exists():
-                shutil.copyfile(upload.path, stored)
-                copied = True
+            device = _admit(session, settings, raw, manifest, signature, now)
+            copied = _write(session, registration, device, manifest.nonce, upload, stored)
     except BaseException as exc:
         if copied and stored is not None:
             stored.unlink(missing_ok=True)

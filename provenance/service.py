@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from provenance import fingerprint as fp
 from provenance import registry
 from provenance.anchoring import Batcher, ChainRuntime
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
 from provenance.ledger.log import TreeCache
+from provenance.models import Registration
+from provenance.verification import Matcher, Verifier
 
 
 @dataclass
@@ -24,16 +27,26 @@ class Service:
     new_admin_key: str | None
     chain: ChainRuntime
     batcher: Batcher
+    matcher: Matcher
+    verifier: Verifier
+    clients: registry.ClientCache
     tree_cache: TreeCache = field(default_factory=TreeCache)
     app: FastAPI = field(init=False)
 
     def start(self) -> None:
+        self.matcher.rebuild()
         self.chain.start()
         self.batcher.start()
 
     def stop(self) -> None:
+        self.verifier.stop()
         self.batcher.stop()
         self.chain.stop()
+
+    def registered(self, registration: Registration) -> Registration:
+        """Make a new registration findable by verification at once."""
+        self.matcher.add(registration.id, fp.Fingerprint.decode(registration.fingerprint))
+        return registration
 
     def chain_status(self) -> dict[str, object]:
         return dict(self.chain.status)
@@ -49,12 +62,16 @@ def open_service(settings: Settings) -> Service:
     key = registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
     cache = TreeCache()
     chain = ChainRuntime(settings, engine)
+    matcher = Matcher(engine)
     service = Service(
         settings=settings,
         engine=engine,
         new_admin_key=key,
         chain=chain,
         batcher=Batcher(engine, chain, cache, settings),
+        matcher=matcher,
+        verifier=Verifier(settings, engine, matcher, cache),
+        clients=registry.ClientCache(engine),
         tree_cache=cache,
     )
 

@@ -45,13 +45,13 @@ def require(*scopes: Scope) -> Callable[..., ApiClient]:
     allowed = {s.value for s in scopes} | {Scope.admin.value}
 
     def dependency(
-        engine: EngineDep,
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiClient:
         if credentials is None:
             raise AuthError("api_key_missing", "send an API key as 'Authorization: Bearer KEY'")
-        with session_scope(engine) as session:
-            client = registry.authenticate(session, credentials.credentials)
+        clients: registry.ClientCache = request.app.state.service.clients
+        client = clients.authenticate(credentials.credentials)
         if client is None:
             raise AuthError("api_key_invalid", "the API key is unknown or revoked")
         if client.scope not in allowed:
@@ -63,4 +63,5 @@ def require(*scopes: Scope) -> Callable[..., ApiClient]:
 
 AdminDep = Annotated[ApiClient, Depends(require(Scope.admin))]
 CameraDep = Annotated[ApiClient, Depends(require(Scope.camera))]
+VerifierDep = Annotated[ApiClient, Depends(require(Scope.newsroom, Scope.factchecker))]
 ReaderDep = Annotated[ApiClient, Depends(require(Scope.camera, Scope.newsroom, Scope.factchecker))]

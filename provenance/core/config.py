@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0
+    # Seed a demo device, the sample clips and two copies to verify on a first start with an empty database.
+    demo: bool = True
     limits: DecodeLimits = Field(default_factory=DecodeLimits)
 
     @property

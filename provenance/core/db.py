@@ -17,7 +17,11 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # One connection: SQLite allows one writer at a time, and threads queueing for the pool in
+        # Python is far cheaper than SQLite's busy handler sleeping between lock retries.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=1, max_overflow=0
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

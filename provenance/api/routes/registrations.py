@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
 from provenance import registry
 from provenance.api.deps import CameraDep, EngineDep, ReaderDep, SessionDep, SettingsDep
@@ -19,13 +19,14 @@ router = APIRouter(prefix="/v1", tags=["registrations"])
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
-def _suffix(filename: str | None) -> str:
+def upload_suffix(filename: str | None) -> str:
     suffix = Path(filename or "").suffix.lower()
     return suffix if _SUFFIX.match(suffix) else ".bin"
 
 
 @router.post("/registrations", status_code=status.HTTP_201_CREATED, response_model=RegistrationPublic)
 def create_registration(
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     _: CameraDep,
@@ -33,16 +34,20 @@ def create_registration(
     signature: Annotated[str, Form(description="base64 Ed25519 signature over the RFC 8785 bytes")],
     media: Annotated[UploadFile | None, File(description="optional: the media itself")] = None,
 ) -> RegistrationPublic:
+    service = request.app.state.service
     if media is None:
-        return RegistrationPublic.of(registry.register(engine, settings, manifest, signature))
+        return RegistrationPublic.of(
+            service.registered(registry.register(engine, settings, manifest, signature))
+        )
     tmp_dir = settings.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    suffix = _suffix(media.filename)
+    suffix = upload_suffix(media.filename)
     with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix) as tmp:
         shutil.copyfileobj(media.file, tmp)
         tmp.flush()
         upload = registry.Upload(path=Path(tmp.name), suffix=suffix)
-        return RegistrationPublic.of(registry.register(engine, settings, manifest, signature, upload))
+        registration = registry.register(engine, settings, manifest, signature, upload)
+        return RegistrationPublic.of(service.registered(registration))
 
 
 @router.get("/registrations/{registration_id}", response_model=RegistrationPublic)

@@ -1,0 +1,54 @@
+"""Newsrooms and fact-checkers submit clips; short ones are answered at once, long ones polled."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Request, Response, UploadFile, status
+
+from provenance.api.deps import SettingsDep, VerifierDep
+from provenance.api.routes.registrations import upload_suffix
+from provenance.verification import Verifier, public_view
+
+router = APIRouter(prefix="/v1", tags=["verifications"])
+
+
+def _verifier(request: Request) -> Verifier:
+    verifier: Verifier = request.app.state.service.verifier
+    return verifier
+
+
+@router.post("/verifications", status_code=status.HTTP_201_CREATED)
+def create_verification(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    client: VerifierDep,
+    media: Annotated[UploadFile, File(description="the clip or photo to verify")],
+) -> dict[str, Any]:
+    """Verify a clip. 201 with the result when it is short; 202 with a job to poll when it is long."""
+    tmp_dir = settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    suffix = upload_suffix(media.filename)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix, delete=False) as tmp:
+        shutil.copyfileobj(media.file, tmp)
+    path = Path(tmp.name)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        verification = _verifier(request).submit(client.id, path, media.filename or "upload", digest)
+    finally:
+        path.unlink(missing_ok=True)
+    if verification.status in ("queued", "running"):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"/v1/verifications/{verification.id}"
+    return public_view(verification)
+
+
+@router.get("/verifications/{verification_id}")
+def get_verification(verification_id: str, request: Request, client: VerifierDep) -> dict[str, Any]:
+    owner = None if client.scope == "admin" else client.id
+    return public_view(_verifier(request).get(verification_id, owner))
