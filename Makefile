@@ -33,6 +33,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python -m bench.fingerprint
+	$(BIN)/python -m bench.anchoring
 
 clean-var:
 	rm -rf var

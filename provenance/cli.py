@@ -35,6 +35,8 @@ receipt_app = typer.Typer(
 app.add_typer(client_app, name="client")
 app.add_typer(device_app, name="device")
 app.add_typer(receipt_app, name="receipt")
+c2pa_app = typer.Typer(help="Content Credentials (C2PA).", no_args_is_help=True)
+app.add_typer(c2pa_app, name="c2pa")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -384,6 +386,34 @@ def receipt_verify(
         fail(f"{failed.name}: {failed.reason}")
     if not as_json:
         out.print("valid: " + ", ".join(c.name for c in checks), markup=False)
+
+
+@c2pa_app.command("sign")
+def c2pa_sign(
+    video: Path,
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the signed copy")],
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a registered original a C2PA manifest signed by the service (soft binding + receipt)."""
+    with one_line_errors():
+        with video.open("rb") as fh:
+            response = api(server, api_key).raw("POST", "/v1/c2pa/sign", files={"media": (video.name, fh)})
+        out_file.write_bytes(response.content)
+    info = {
+        "manifest_id": response.headers.get("X-C2PA-Manifest-Id"),
+        "registration_id": response.headers.get("X-Registration-Id"),
+        "out": str(out_file),
+    }
+    emit(
+        info,
+        as_json,
+        lambda: out.print(
+            f"signed {out_file} (manifest {info['manifest_id']}, registration {info['registration_id']})",
+            markup=False,
+        ),
+    )
 
 
 def main() -> None:

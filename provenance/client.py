@@ -36,6 +36,9 @@ class Api:
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.raw(method, path, **kwargs).json()
+
+    def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -46,7 +49,7 @@ class Api:
                 raise ClientError(f"{body.get('code', response.status_code)}: {body.get('detail', '')}")
             except ValueError:
                 raise ClientError(f"HTTP {response.status_code}: {response.text[:200]}") from None
-        return response.json()
+        return response
 
     def post_files(self, path: str, data: dict[str, str], files: dict[str, Path]) -> Any:
         # Always multipart: URL-encoding a manifest with a 30 kB fingerprint is slow on both ends.

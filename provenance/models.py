@@ -98,3 +98,31 @@ class ServiceState(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Verification(SQLModel, table=True):
+    """A submitted clip and, once done, its result JSON (schema provenance.verification/v1)."""
+
+    __tablename__ = "verifications"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(index=True, max_length=64)
+    status: str = Field(default="queued", max_length=16, description="queued, running, done, failed")
+    filename: str = Field(max_length=255)
+    media_sha256: str = Field(max_length=64)
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class C2paManifest(SQLModel, table=True):
+    """A Content Credentials manifest we signed for a registered original, kept for soft-binding lookups."""
+
+    __tablename__ = "c2pa_manifests"
+
+    manifest_id: str = Field(primary_key=True, max_length=100)
+    registration_id: str = Field(foreign_key="registrations.id", index=True, max_length=64)
+    store_path: str = Field(max_length=500)
+    media_type: str = Field(max_length=64)
+    created_at: datetime

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -15,6 +17,7 @@ from provenance.anchoring import Batcher, ChainRuntime
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
+from provenance.credentials import Credentials
 from provenance.ledger.log import TreeCache
 from provenance.models import Registration
 from provenance.verification import Matcher, Verifier
@@ -30,6 +33,7 @@ class Service:
     matcher: Matcher
     verifier: Verifier
     clients: registry.ClientCache
+    credentials: Credentials
     tree_cache: TreeCache = field(default_factory=TreeCache)
     app: FastAPI = field(init=False)
 
@@ -42,6 +46,11 @@ class Service:
         self.verifier.stop()
         self.batcher.stop()
         self.chain.stop()
+
+    def outcome_of_file(self, path: Path) -> dict[str, Any]:
+        """Match a file against the registered originals (no stored verification)."""
+        query = fp.compute_fingerprint(path, limits=self.settings.limits, sample_fps=self.settings.sample_fps)
+        return self.matcher.outcome(query)
 
     def registered(self, registration: Registration) -> Registration:
         """Make a new registration findable by verification at once."""
@@ -63,6 +72,7 @@ def open_service(settings: Settings) -> Service:
     cache = TreeCache()
     chain = ChainRuntime(settings, engine)
     matcher = Matcher(engine)
+    credentials = Credentials(settings, engine, cache)
     service = Service(
         settings=settings,
         engine=engine,
@@ -70,8 +80,9 @@ def open_service(settings: Settings) -> Service:
         chain=chain,
         batcher=Batcher(engine, chain, cache, settings),
         matcher=matcher,
-        verifier=Verifier(settings, engine, matcher, cache),
+        verifier=Verifier(settings, engine, matcher, cache, credentials.read),
         clients=registry.ClientCache(engine),
+        credentials=credentials,
         tree_cache=cache,
     )
 

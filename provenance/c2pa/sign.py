@@ -198,11 +198,18 @@ def build_manifest(reference: RegistrationReference, *, mime: str) -> dict[str, 
 
 
 def sign_registered(
-    src: Path, dst: Path, *, identity: SigningIdentity, soft_binding: Mapping[str, Any]
+    src: Path,
+    dst: Path,
+    *,
+    identity: SigningIdentity,
+    soft_binding: Mapping[str, Any],
+    store_to: Path | None = None,
 ) -> str:
     """Write `src` with a signed C2PA manifest to `dst`; returns the manifest label (its id).
 
     `soft_binding` is `registration_reference(...)`. `dst` appears complete or not at all.
+    `store_to` receives the manifest store bytes (application/c2pa), what the soft-binding
+    resolution API serves for a copy whose metadata was stripped.
     """
     if src.resolve() == dst.resolve():
         raise ValueError("sign into a new file: c2pa reads the source while writing the destination")
@@ -223,10 +230,12 @@ def sign_registered(
             c2pa.Builder(manifest, context=context) as builder,
             _signer(identity) as signer,
         ):
-            builder.sign(signer, mime, source, out)
+            store = builder.sign(signer, mime, source, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dst)
+        if store_to is not None:
+            store_to.write_bytes(bytes(store))
     except c2pa.C2paError as exc:
         raise C2paSignError("c2pa_sign_failed", f"c2pa could not sign {src.name}: {exc}") from None
     finally:

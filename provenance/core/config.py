@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0
+    # Content Credentials: the operator's signing chain and key (PEM); by default a self-made root
+    # and leaf under DATA_DIR/c2pa. Extra trust anchors are added to the root when reading.
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    c2pa_trust_anchors: Path | None = None
     # Seed a demo device, the sample clips and two copies to verify on a first start with an empty database.
     demo: bool = True
     limits: DecodeLimits = Field(default_factory=DecodeLimits)

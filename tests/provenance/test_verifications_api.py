@@ -1,0 +1,113 @@
+"""Verification over HTTP: registered originals, benign copies, tampered copies and strangers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from generator.tampers import paste_region
+from generator.variants import reencode
+from provenance.core.timeutil import utcnow
+from provenance.models import Verification
+from provenance.service import Service
+from provenance.signing import build_manifest, sign_manifest
+from tests.conftest import EnrolledDevice, make_key
+from tests.provenance.test_registrations_api import fingerprint_of
+from tests.samples import sample_clip
+
+BIKES = sample_clip("bikes.mp4")
+
+
+def register_upload(http: TestClient, headers: dict[str, str], device: EnrolledDevice, clip: Path) -> str:
+    fpr = fingerprint_of(clip)
+    content = clip.read_bytes()
+    manifest = build_manifest(
+        kind="image" if fpr.kind == "image" else "video",
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        fingerprint_version=fpr.version,
+        fingerprint_bytes=fpr.encode(),
+        fingerprint_digest=fpr.digest(),
+        captured_at=utcnow(),
+        device_id=device.id,
+    ).to_json()
+    response = http.post(
+        "/v1/registrations",
+        headers=headers,
+        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
+        files={"media": (clip.name, content, "video/mp4")},
+    )
+    assert response.status_code == 201, response.text
+    registration_id: str = response.json()["id"]
+    return registration_id
+
+
+def verify(http: TestClient, headers: dict[str, str], clip: Path) -> Any:
+    return http.post(
+        "/v1/verifications", headers=headers, files={"media": (clip.name, clip.read_bytes(), "video/mp4")}
+    )
+
+
+def test_verify_benign_tampered_unknown(
+    http: TestClient,
+    service: Service,
+    device: EnrolledDevice,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    registration_id = register_upload(http, camera_headers, device, BIKES)
+    register_upload(http, camera_headers, device, sample_clip("carphone_pristine.mp4"))
+    newsroom = make_key(http, admin_headers, "newsroom")
+
+    reencode(BIKES, tmp_path / "copy.mp4", bitrate=150_000)
+    response = verify(http, newsroom, tmp_path / "copy.mp4")
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["schema"] == "provenance.verification/v1"
+    assert result["verdict"] == "authentic", result
+    match = result["match"]
+    assert match["registration_id"] == registration_id
+    assert match["device_id"] == device.id
+    assert match["signature_valid"] is True
+    assert match["anchor"]["status"] == "pending"
+    assert match["original_range"][0] < 0.5 and match["original_range"][1] > 9.0
+    assert match["tampered_ranges"] == []
+    fetched = http.get(f"/v1/verifications/{result['id']}", headers=newsroom).json()
+    assert fetched["verdict"] == "authentic"
+
+    truth = paste_region(
+        BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=(0.55, 0.2, 0.3, 0.45)
+    )
+    result = verify(http, newsroom, tmp_path / "tampered.mp4").json()
+    assert result["verdict"] == "tampered", result
+    assert result["match"]["registration_id"] == registration_id
+    [(t0, t1)] = truth.ranges
+    flagged = result["match"]["tampered_ranges"]
+    assert flagged and all(start < t1 + 0.6 and end > t0 - 0.6 for start, end in flagged), flagged
+
+    result = verify(http, newsroom, sample_clip("bigbuckbunny.mp4")).json()
+    assert result["verdict"] == "unknown" and result["match"] is None
+
+
+def test_verify_refusals(
+    http: TestClient,
+    service: Service,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    newsroom = make_key(http, admin_headers, "newsroom")
+    bad = tmp_path / "random.mp4"
+    bad.write_bytes(bytes(range(256)) * 100)
+    response = verify(http, newsroom, bad)
+    assert response.status_code == 422 and response.json()["code"].startswith("media_")
+    response = verify(http, camera_headers, BIKES)
+    assert response.status_code == 403 and response.json()["code"] == "scope_forbidden"
+    with Session(service.engine) as session:
+        assert session.exec(select(func.count()).select_from(Verification)).one() == 0
+    assert http.get("/v1/verifications/ver_nope", headers=newsroom).json()["code"] == "verification_not_found"
