@@ -124,12 +124,12 @@ def serve() -> None:
         out.print(f"first start: admin API key written to {key_file} (mode 0600)")
     out.print("next, in another terminal:")
     for line in (
-        "provenance device init --out camera.key",
-        "provenance device enroll --public-key-file camera.key.pub --name my-camera",
-        "provenance client create --name my-camera-app --scope camera",
-        "PROVENANCE_API_KEY=<camera key> provenance register VIDEO --device-key camera.key --upload",
+        ".venv/bin/provenance device init --out camera.key",
+        ".venv/bin/provenance device enroll --public-key-file camera.key.pub --name my-camera",
+        ".venv/bin/provenance client create --name my-camera-app --scope camera",
+        "PROVENANCE_API_KEY=<camera key> .venv/bin/provenance register CLIP --device-key camera.key --upload",
     ):
-        out.print(f"  .venv/bin/{line}", markup=False)
+        out.print(f"  {line}", markup=False)
     if demo:
         out.print("demo seeded: the sample clips are registered; verify a re-encoded and a tampered copy:")
         for line in demo:
@@ -261,6 +261,9 @@ def register(
     video: Path,
     device_key: Annotated[Path, typer.Option("--device-key", help="the device's private key file")],
     upload: Annotated[bool, typer.Option("--upload", help="also upload the media")] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait for the receipt to be anchored")
+    ] = 0.0,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
@@ -292,7 +295,15 @@ def register(
         ).to_json()
         data = {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, key)}
         files = {"media": video} if upload else {}
-        registration = api(server, api_key).post_files("/v1/registrations", data, files)
+        client = api(server, api_key)
+        registration = client.post_files("/v1/registrations", data, files)
+        receipt_path = f"/v1/registrations/{registration['id']}/receipt"
+        registration["receipt"] = client.request("GET", receipt_path)
+        deadline = time.monotonic() + wait
+        while registration["receipt"]["anchor"]["status"] != "anchored" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            registration["receipt"] = client.request("GET", receipt_path)
+        registration["anchor_status"] = registration["receipt"]["anchor"]["status"]
     emit(
         registration,
         as_json,

@@ -52,11 +52,15 @@ def test_cli_device_client_register_fetch(tmp_path: Path, database_url: str) -> 
                 "--device-key",
                 str(tmp_path / "cam.key"),
                 "--upload",
+                "--wait",
+                "60",
                 "--json",
                 api_key=camera_key,
             ).stdout
         )
         assert receipt["device_id"] == init["device_id"]
+        assert receipt["receipt"]["leaf"]["registration_id"] == receipt["id"]
+        assert receipt["receipt"]["anchor"]["status"] == "anchored"
         assert receipt["fingerprint_digest"] == local["digest"]
 
         fetched = httpx.get(
