@@ -86,14 +86,16 @@ class ChainRuntime:
         client = self.client
         with session_scope(self.engine) as session:
             recorded = get_state(session, "contract_address") or self.settings.chain_contract
-            if recorded and client.has_code(recorded):
-                client.attach(recorded)
-            else:
-                address = client.deploy()
+        # Chain calls stay outside transactions: no database connection waits on the network.
+        if recorded and client.has_code(recorded):
+            client.attach(recorded)
+        else:
+            address = client.deploy()
+            with session_scope(self.engine) as session:
                 set_state(session, "contract_address", address)
                 if recorded:
                     self._record_chain_loss(session, recorded, address)
-                logger.info("deployed AnchorRegistry at %s", address)
+            logger.info("deployed AnchorRegistry at %s", address)
         incident = self._incident()
         self.status = {
             "status": "ok",
@@ -173,12 +175,21 @@ def _confirm(
 
 
 def _settle_pending(engine: Engine, chain: ChainClient, epoch: int) -> None:
-    """A pending row is a batch whose fate a crash or an outage hid: ask the chain."""
+    """A pending row is a batch whose fate a crash or an outage hid: ask the chain (outside any
+    transaction, so no database connection waits on the network)."""
     with session_scope(engine) as session:
-        for anchor in session.exec(select(Anchor).where(Anchor.status == "pending")).all():
-            record = chain.lookup(bytes.fromhex(anchor.root)) if anchor.epoch == epoch else None
-            if record is not None and record.tree_size == anchor.tree_size:
-                tx_hash = chain.find_anchor_tx(bytes.fromhex(anchor.root))
+        pending = [
+            (a.id, a.root, a.tree_size, a.epoch)
+            for a in session.exec(select(Anchor).where(Anchor.status == "pending")).all()
+        ]
+    for anchor_id, root, tree_size, anchor_epoch in pending:
+        record = chain.lookup(bytes.fromhex(root)) if anchor_epoch == epoch else None
+        found = record is not None and record.tree_size == tree_size
+        tx_hash = chain.find_anchor_tx(bytes.fromhex(root)) if found else None
+        with session_scope(engine) as session:
+            anchor = session.get(Anchor, anchor_id)
+            assert anchor is not None
+            if found and record is not None:
                 _confirm(session, anchor, tx_hash, record.block_number, chain)
             else:
                 anchor.status = "abandoned"
