@@ -37,6 +37,8 @@ app.add_typer(device_app, name="device")
 app.add_typer(receipt_app, name="receipt")
 c2pa_app = typer.Typer(help="Content Credentials (C2PA).", no_args_is_help=True)
 app.add_typer(c2pa_app, name="c2pa")
+eval_app = typer.Typer(help="Continuous evaluation of detection.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -424,6 +426,62 @@ def c2pa_sign(
             f"signed {out_file} (manifest {info['manifest_id']}, registration {info['registration_id']})",
             markup=False,
         ),
+    )
+
+
+@eval_app.command("run")
+def eval_run(
+    originals: Annotated[
+        list[Path] | None, typer.Argument(help="evaluation originals (default: sample clips)")
+    ] = None,
+    attack: Annotated[list[str] | None, typer.Option("--attack", help="only these attacks")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make fakes and benign variants of the evaluation originals, verify each, store the metrics.
+
+    Runs in this process on the data directory (PROVENANCE_DATA_DIR), like the server's worker."""
+    from provenance.evaluation import public_run
+    from provenance.service import open_service
+
+    settings = get_settings()
+    service = open_service(settings)
+    service.matcher.rebuild()
+    with one_line_errors():
+        run = service.evaluator.run(
+            originals or None,
+            attack or None,
+            progress=None if as_json else lambda line: err.print(line, markup=False),
+        )
+    body = public_run(run)
+    body["health"] = service.evaluator.status()
+    service.engine.dispose()
+    if run.status != "done":
+        fail(f"eval_failed: {run.error}")
+    emit(body, as_json, lambda: print_evaluation(body))
+
+
+def print_evaluation(body: dict[str, Any]) -> None:
+    out.print(
+        f"evaluation {body['id']} (comparer {body['comparer']}, generator {body['generator']})", markup=False
+    )
+
+    def num(value: float | None) -> str:
+        return "  —" if value is None else f"{value:.2f}"
+
+    for name, row in body["metrics"]["attacks"].items():
+        if row["kind"] == "tamper":
+            out.print(
+                f"  {name:15} detected {num(row['detection_rate'])}  time IoU {num(row['time_iou'])}"
+                f"  region IoU {num(row['region_iou'])}  (n={row['n']})",
+                markup=False,
+            )
+        else:
+            out.print(
+                f"  {name:15} false positives {num(row['false_positive_rate'])}  (n={row['n']})", markup=False
+            )
+    health = body["health"]
+    out.print(
+        f"status: {health['status']}" + "".join(f"\n  {r}" for r in health.get("reasons", [])), markup=False
     )
 
 

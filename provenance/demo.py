@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
@@ -20,8 +21,10 @@ from provenance.core.db import session_scope
 from provenance.core.security import Scope
 from provenance.core.timeutil import utcnow
 from provenance.models import Registration
-from provenance.service import Service
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest, write_key_files
+
+if TYPE_CHECKING:
+    from provenance.service import Service
 
 SAMPLES = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 

@@ -126,3 +126,18 @@ class C2paManifest(SQLModel, table=True):
     store_path: str = Field(max_length=500)
     media_type: str = Field(max_length=64)
     created_at: datetime
+
+
+class EvaluationRun(SQLModel, table=True):
+    """One pass of the generator's fakes and benign variants through the real verification flow."""
+
+    __tablename__ = "evaluation_runs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(default="running", max_length=16, description="running, done, failed")
+    started_at: datetime
+    finished_at: datetime | None = None
+    comparer: str = Field(max_length=100)
+    generator: str = Field(max_length=100)
+    metrics: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -18,6 +18,7 @@ from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
 from provenance.credentials import Credentials
+from provenance.evaluation import Evaluator
 from provenance.ledger.log import TreeCache
 from provenance.models import Registration
 from provenance.verification import Matcher, Verifier
@@ -36,13 +37,16 @@ class Service:
     credentials: Credentials
     tree_cache: TreeCache = field(default_factory=TreeCache)
     app: FastAPI = field(init=False)
+    evaluator: Evaluator = field(init=False)
 
     def start(self) -> None:
         self.matcher.rebuild()
         self.chain.start()
         self.batcher.start()
+        self.evaluator.start()
 
     def stop(self) -> None:
+        self.evaluator.stop()
         self.verifier.stop()
         self.batcher.stop()
         self.chain.stop()
@@ -94,5 +98,6 @@ def open_service(settings: Settings) -> Service:
         finally:
             service.stop()
 
+    service.evaluator = Evaluator(service)
     service.app = create_app(settings, engine, service, lifespan)
     return service

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from provenance import __version__
 from provenance.api import problems
 from provenance.api.limits import BodySizeLimit
-from provenance.api.routes import admin, c2pa, health, ledger, registrations, verifications
+from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications
 from provenance.core.config import Settings
 
 DESCRIPTION = """Register originals at capture time, anchor them, verify clips against them.
@@ -40,4 +40,5 @@ def create_app(
     app.include_router(ledger.router)
     app.include_router(verifications.router)
     app.include_router(c2pa.router)
+    app.include_router(evaluations.router)
     return app

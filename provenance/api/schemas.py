@@ -79,3 +79,4 @@ class Health(BaseModel):
     database: str
     chain: dict[str, Any]
     worker: str
+    evaluation: dict[str, Any]

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     c2pa_cert: Path | None = None
     c2pa_key: Path | None = None
     c2pa_trust_anchors: Path | None = None
+    # Continuous evaluation: seconds between scheduled runs (0: off) and metric floors, e.g.
+    # PROVENANCE_EVAL_FLOORS='{"overall.tamper_detection_rate": 0.9, "paste_region.time_iou": 0.5}'.
+    eval_interval_s: float = 0.0
+    eval_floors: dict[str, float] = Field(default_factory=dict)
     # Seed a demo device, the sample clips and two copies to verify on a first start with an empty database.
     demo: bool = True
     limits: DecodeLimits = Field(default_factory=DecodeLimits)

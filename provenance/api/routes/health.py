@@ -23,5 +23,13 @@ def health(request: Request, engine: EngineDep) -> Health:
     service = request.app.state.service
     chain = service.chain_status()
     worker = service.worker_status()
-    overall = "ok" if database == "ok" and chain.get("status") in ("ok", "off") else "degraded"
-    return Health(status=overall, version=__version__, database=database, chain=chain, worker=worker)
+    evaluation = service.evaluator.status() if database == "ok" else {"status": "unknown"}
+    healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
+    return Health(
+        status="ok" if healthy else "degraded",
+        version=__version__,
+        database=database,
+        chain=chain,
+        worker=worker,
+        evaluation=evaluation,
+    )
