@@ -6,7 +6,6 @@ The resolution endpoints sit at the paths the C2PA specification gives (/matches
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from provenance.api.deps import CameraDep, ReaderDep, SettingsDep
-from provenance.api.routes.registrations import upload_suffix
+from provenance.api.uploads import saved_upload
 from provenance.c2pa import SOFT_BINDING_ALG
 from provenance.core.errors import DomainError
 from provenance.credentials import Credentials, check_alg
@@ -45,23 +44,16 @@ def sign(
     media: Annotated[UploadFile, File(description="a registered original, byte for byte")],
 ) -> FileResponse:
     """The same file with a C2PA manifest signed by this service (soft binding + registration receipt)."""
-    tmp_dir = settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    suffix = upload_suffix(media.filename)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix, delete=False) as tmp:
-        shutil.copyfileobj(media.file, tmp)
-    src = Path(tmp.name)
-    dst = src.with_name(f"{src.stem}.signed{suffix}")
-    try:
-        label, registration = _credentials(request).sign(src, dst)
-    except BaseException:
-        dst.unlink(missing_ok=True)
-        raise
-    finally:
-        src.unlink(missing_ok=True)
+    with saved_upload(settings, media) as src:
+        dst = src.with_name(f"{src.stem}.signed{src.suffix}")
+        try:
+            label, registration = _credentials(request).sign(src, dst)
+        except BaseException:
+            dst.unlink(missing_ok=True)
+            raise
     return FileResponse(
         dst,
-        filename=f"signed{suffix}",
+        filename=f"signed{dst.suffix}",
         headers={"X-C2PA-Manifest-Id": label, "X-Registration-Id": registration.id},
         background=BackgroundTask(dst.unlink, missing_ok=True),
     )

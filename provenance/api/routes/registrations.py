@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
@@ -13,15 +9,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from provenance import registry
 from provenance.api.deps import CameraDep, EngineDep, ReaderDep, SessionDep, SettingsDep
 from provenance.api.schemas import RegistrationPublic
+from provenance.api.uploads import saved_upload
 
 router = APIRouter(prefix="/v1", tags=["registrations"])
-
-_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
-
-
-def upload_suffix(filename: str | None) -> str:
-    suffix = Path(filename or "").suffix.lower()
-    return suffix if _SUFFIX.match(suffix) else ".bin"
 
 
 @router.post("/registrations", status_code=status.HTTP_201_CREATED, response_model=RegistrationPublic)
@@ -39,13 +29,8 @@ def create_registration(
         return RegistrationPublic.of(
             service.registered(registry.register(engine, settings, manifest, signature))
         )
-    tmp_dir = settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    suffix = upload_suffix(media.filename)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix) as tmp:
-        shutil.copyfileobj(media.file, tmp)
-        tmp.flush()
-        upload = registry.Upload(path=Path(tmp.name), suffix=suffix)
+    with saved_upload(settings, media) as path:
+        upload = registry.Upload(path=path, suffix=path.suffix)
         registration = registry.register(engine, settings, manifest, signature, upload)
         return RegistrationPublic.of(service.registered(registration))
 

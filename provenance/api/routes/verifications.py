@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
 from provenance.api.deps import SettingsDep, VerifierDep
-from provenance.api.routes.registrations import upload_suffix
+from provenance.api.uploads import saved_upload
 from provenance.verification import Verifier, public_view
 
 router = APIRouter(prefix="/v1", tags=["verifications"])
@@ -31,17 +28,9 @@ def create_verification(
     media: Annotated[UploadFile, File(description="the clip or photo to verify")],
 ) -> dict[str, Any]:
     """Verify a clip. 201 with the result when it is short; 202 with a job to poll when it is long."""
-    tmp_dir = settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    suffix = upload_suffix(media.filename)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix, delete=False) as tmp:
-        shutil.copyfileobj(media.file, tmp)
-    path = Path(tmp.name)
-    try:
+    with saved_upload(settings, media) as path:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         verification = _verifier(request).submit(client.id, path, media.filename or "upload", digest)
-    finally:
-        path.unlink(missing_ok=True)
     if verification.status in ("queued", "running"):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"/v1/verifications/{verification.id}"
