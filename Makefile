@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test lint unit bench clean-var
+.PHONY: setup run test lint services bench clean-var
 
 setup: $(STAMP) node_modules/.installed
 
@@ -28,7 +28,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy provenance detector generator tests bench
 
-test: lint
+# The tests use the real PostgreSQL at 127.0.0.1:5432 and Debian's Chromium; start or install them if absent.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: lint services
 	$(BIN)/pytest -q
 
 bench: setup
