@@ -1,0 +1,169 @@
+"""Classic tampers of a source video, each with its ground truth in seconds (and regions) of the output.
+
+Every function writes a new H.264 video with PyAV (see `generator.variants`) and returns
+`TamperTruth`: the output seconds that were altered and, for spatial edits, the altered box as
+normalised ``[x, y, w, h]`` of the output frame. The evaluation flow scores the verifier's
+`tampered_ranges` and regions against these. A removal leaves nothing to point at but the cut, so
+its range is the zero-length ``(cut, cut)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from generator.variants import Clip, read_clip, write_clip
+
+Box = tuple[float, float, float, float]
+PatchKind = Literal["texture", "solid", "frame"]
+
+
+@dataclass(frozen=True)
+class TamperTruth:
+    """Altered output seconds ``(start, end)`` and altered regions (normalised ``[x, y, w, h]``)."""
+
+    ranges: list[tuple[float, float]]
+    regions: list[list[float]] = field(default_factory=list)
+    kind: str = ""
+
+
+def _check_box(box: Box) -> None:
+    x, y, w, h = box
+    if not (min(x, y) >= 0 and w > 0 and h > 0 and x + w <= 1 and y + h <= 1):
+        raise ValueError(f"box must be normalised [x, y, w, h] inside the frame, not {box}")
+
+
+def _pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0 = round(box[0] * width), round(box[1] * height)
+    x1, y1 = round((box[0] + box[2]) * width), round((box[1] + box[3]) * height)
+    return x0, y0, max(x0 + 1, x1), max(y0 + 1, y1)
+
+
+def texture_patch(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A blotchy, saturated texture: unlike natural footage in shape, contrast and colour."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, size=(max(2, height // 12), max(2, width // 12), 3), dtype=np.uint8)
+    patch = cv2.resize(cells, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(patch)
+
+
+def _frame_range(clip: Clip, start: float, duration: float) -> range:
+    """Indexes of the frames shown in [start, start + duration)."""
+    if start < 0 or duration <= 0:
+        raise ValueError(f"need start >= 0 and duration > 0, not {start}, {duration}")
+    first = next((i for i, t in enumerate(clip.times) if t >= start - 1e-6), len(clip.times))
+    last = next((i for i, t in enumerate(clip.times) if t >= start + duration - 1e-6), len(clip.times))
+    if first >= last:
+        raise ValueError(f"no frames in [{start}, {start + duration}) of a {clip.duration:.2f} s clip")
+    return range(first, last)
+
+
+def _span(indexes: range, fps: float) -> tuple[float, float]:
+    """Output seconds covered by frames `indexes` of a constant-rate output."""
+    return indexes.start / fps, indexes.stop / fps
+
+
+def paste_region(
+    src: Path,
+    dst: Path,
+    start: float = 3.0,
+    duration: float = 2.0,
+    box: Box = (0.3, 0.3, 0.3, 0.35),
+    *,
+    patch: PatchKind = "texture",
+    seed: int = 0,
+) -> TamperTruth:
+    """Paste a patch over `box` for `duration` seconds from `start`.
+
+    `patch`: a random texture, a solid colour, or ("frame") the same box from a frame a few
+    seconds away in the same clip, the copy-move edit that hides or duplicates an object.
+    """
+    _check_box(box)
+    clip = read_clip(src)
+    width, height = clip.size
+    x0, y0, x1, y1 = _pixel_box(box, width, height)
+    indexes = _frame_range(clip, start, duration)
+    frames = list(clip.frames)
+    texture = texture_patch(x1 - x0, y1 - y0, seed)
+    solid = np.full_like(texture, (200, 40, 160))
+    shift = max(1, round(float(clip.fps) * (duration + 1.0)))
+    for i in indexes:
+        frame = frames[i].copy()
+        if patch == "texture":
+            frame[y0:y1, x0:x1] = texture
+        elif patch == "solid":
+            frame[y0:y1, x0:x1] = solid
+        else:
+            donor = clip.frames[(i + shift) % len(clip.frames)]
+            frame[y0:y1, x0:x1] = donor[y0:y1, x0:x1]
+        frames[i] = frame
+    write_clip(dst, frames, clip.fps)
+    region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    return TamperTruth(ranges=[_span(indexes, float(clip.fps))], regions=[region], kind=f"paste {patch}")
+
+
+def _other_frames(other: Path, count: int, fps: float, width: int, height: int) -> list[np.ndarray]:
+    """`count` frames of `other` from its start, re-timed to `fps` and resized to fill the frame."""
+    clip = read_clip(other, until=count / fps + 1.0, size=(width, height))
+    return [clip.frames[clip.index_at(k / fps)] for k in range(count)]
+
+
+def replace_range(
+    src: Path, other: Path, dst: Path, start: float = 3.0, duration: float = 2.0
+) -> TamperTruth:
+    """Replace `duration` seconds from `start` with the beginning of another clip (a splice)."""
+    clip = read_clip(src)
+    width, height = clip.size
+    indexes = _frame_range(clip, start, duration)
+    fps = float(clip.fps)
+    frames = list(clip.frames)
+    frames[indexes.start : indexes.stop] = _other_frames(other, len(indexes), fps, width, height)
+    write_clip(dst, frames, clip.fps)
+    return TamperTruth(ranges=[_span(indexes, fps)], kind="replace")
+
+
+def remove_range(src: Path, dst: Path, start: float = 4.0, duration: float = 2.0) -> TamperTruth:
+    """Cut `duration` seconds out from `start`; the truth is the cut point in the output."""
+    clip = read_clip(src)
+    indexes = _frame_range(clip, start, duration)
+    frames = clip.frames[: indexes.start] + clip.frames[indexes.stop :]
+    if not frames:
+        raise ValueError("removing the whole clip leaves nothing to write")
+    write_clip(dst, frames, clip.fps)
+    cut = indexes.start / float(clip.fps)
+    return TamperTruth(ranges=[(cut, cut)], kind="remove")
+
+
+def insert_frames(src: Path, other: Path, dst: Path, at: float = 4.0, duration: float = 2.0) -> TamperTruth:
+    """Insert `duration` seconds of another clip at `at` seconds, pushing the rest later."""
+    if duration <= 0:
+        raise ValueError(f"duration must be positive, not {duration}")
+    clip = read_clip(src)
+    width, height = clip.size
+    fps = float(clip.fps)
+    cut = next((i for i, t in enumerate(clip.times) if t >= at - 1e-6), len(clip.times))
+    count = max(1, round(duration * fps))
+    inserted = _other_frames(other, count, fps, width, height)
+    write_clip(dst, clip.frames[:cut] + inserted + clip.frames[cut:], clip.fps)
+    return TamperTruth(ranges=[(cut / fps, (cut + count) / fps)], kind="insert")
+
+
+def paste_region_image(
+    src: Path, dst: Path, box: Box = (0.3, 0.3, 0.3, 0.3), *, quality: int = 92, seed: int = 0
+) -> TamperTruth:
+    """Paste a texture over `box` of a photo and save it as JPEG."""
+    _check_box(box)
+    bgr = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read the image {src}")
+    height, width = bgr.shape[:2]
+    x0, y0, x1, y1 = _pixel_box(box, width, height)
+    bgr[y0:y1, x0:x1] = texture_patch(x1 - x0, y1 - y0, seed)[:, :, ::-1]
+    if not cv2.imwrite(str(dst), bgr, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise ValueError(f"cannot write {dst}")
+    region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    return TamperTruth(ranges=[(0.0, 0.0)], regions=[region], kind="paste image")
