@@ -46,6 +46,9 @@ out = Console(soft_wrap=True)
 ServerOpt = Annotated[str, typer.Option("--server", envvar="PROVENANCE_SERVER", help="server URL")]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="PROVENANCE_API_KEY", help="API key")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+ReportOpt = Annotated[
+    Path | None, typer.Option("--report", help="also save the match report, one self-contained HTML file")
+]
 
 
 def fail(reason: str, code: int = 1) -> NoReturn:
@@ -349,6 +352,7 @@ def verify(
     video: Path,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
+    report: ReportOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a clip and print whether it is authentic, tampered or unknown."""
@@ -371,7 +375,26 @@ def verify(
     if result.get("status") == "failed":
         error = result.get("error", {})
         fail(f"{error.get('code', 'verification_failed')}: {error.get('detail', '')}")
+    if report is not None:
+        with one_line_errors():
+            save_report(client, result["id"], report)
     emit(result, as_json, lambda: print_verification(result))
+
+
+def save_report(client: Api, verification_id: str, out_file: Path, attempts: int = 60) -> None:
+    """Save the self-contained HTML report; the server may still be drawing it for a moment."""
+    for attempt in range(attempts):
+        try:
+            html = client.raw(
+                "GET", f"/v1/verifications/{verification_id}/report", params={"download": "1"}
+            ).text
+            break
+        except ClientError as exc:
+            if not str(exc).startswith("report_pending") or attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    out_file.write_text(html, encoding="utf-8")
+    err.print(f"report written to {out_file}", markup=False, highlight=False)
 
 
 @receipt_app.command("verify")

@@ -24,6 +24,7 @@ from provenance.index import FrameIndex
 from provenance.ledger import log, merkle
 from provenance.models import Device, Registration, Verification
 from provenance.receipts import build_receipt
+from provenance.reports import write_verification_report
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.verdict import verify_fingerprint
@@ -173,6 +174,7 @@ class Verifier:
                 "report_url": f"/v1/verifications/{verification_id}/report",
             }
             self._set(verification_id, status="done", result=json.dumps(result), finished_at=utcnow())
+            write_verification_report(self.settings, self.engine, verification_id, result, path)
         except DomainError as exc:
             self._set(
                 verification_id,

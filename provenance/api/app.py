@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from provenance import __version__
 from provenance.api import problems
 from provenance.api.limits import BodySizeLimit
-from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications
+from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications, web
 from provenance.core.config import Settings
 
 DESCRIPTION = """Register originals at capture time, anchor them, verify clips against them.
@@ -41,4 +41,5 @@ def create_app(
     app.include_router(verifications.router)
     app.include_router(c2pa.router)
     app.include_router(evaluations.router)
+    web.install(app)
     return app

@@ -61,6 +61,7 @@ def running_server(
             "PROVENANCE_DATA_DIR": str(data_dir),
             "PROVENANCE_PORT": str(port),
             "PROVENANCE_SERVER": f"http://127.0.0.1:{port}",
+            "PROVENANCE_DEMO": "false",
         }
     )
     if database_url:

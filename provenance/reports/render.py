@@ -1,0 +1,385 @@
+"""Rendering a match report: one self-contained HTML file a fact-checker can read and forward.
+
+The file inlines its images as `data:` URIs and its CSS in one `<style>` element, runs no script
+and loads nothing, so it reads the same from our server, from a mail attachment or from disk; its
+own Content-Security-Policy (a `<meta>`, repeated as a header when served) allows nothing else.
+The images are also written beside it, with `report.json` describing them and the timeline's
+geometry, for tools and tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from provenance import fingerprint as fp
+from provenance.core.config import DecodeLimits
+from provenance.core.errors import MediaError
+from provenance.core.timeutil import iso, utcnow
+from provenance.fingerprint import Fingerprint, FrameHash
+from provenance.media import probe
+from provenance.reports import frames as fr
+from provenance.reports.frames import Image
+from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
+from provenance.verify.compare import CELL_THRESHOLD
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Frames shown side by side: enough to see each tampered range and one untouched moment.
+MAX_MOMENTS = 4
+NAV_MARKER = "<!--provenance:nav-->"
+RECEIPT_COMMAND = "provenance receipt verify {file} --rpc RPC_URL"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def style_hash(css: str) -> str:
+    """The CSP source that admits exactly this inline stylesheet."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
+
+
+def report_csp(html: str) -> str:
+    """The Content-Security-Policy of a rendered report: its own stylesheet and inline images, no more."""
+    match = _STYLE.search(html)
+    style = style_hash(match.group(1)) if match else "'none'"
+    return (
+        f"default-src 'none'; img-src data:; style-src {style}; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+@dataclass
+class Moment:
+    """A moment shown side by side: a time of the clip, the original's time, the segment it lies in."""
+
+    query_t: float
+    original_t: float | None = None
+    segment: dict[str, Any] | None = None
+    images: list[Image] = field(default_factory=list)
+    caption: str = ""
+
+
+def _segments(match: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list(match.get("segments", [])) if match else []
+
+
+def _tampered_ranges(result: dict[str, Any]) -> list[list[float]]:
+    match = result.get("match") or {}
+    ranges = match.get("tampered_ranges", result.get("tampered_ranges", []))
+    return [[float(a), float(b)] for a, b in ranges]
+
+
+def _mid(segment: dict[str, Any]) -> float:
+    return (float(segment["query_start"]) + float(segment["query_end"])) / 2
+
+
+def original_time(segment: dict[str, Any], t: float) -> float | None:
+    """Where `t` of the clip falls in the original, by the segment's alignment (None: nowhere)."""
+    o_start, o_end = segment.get("original_start"), segment.get("original_end")
+    if o_start is None or o_end is None:
+        return None
+    q_start, q_end = float(segment["query_start"]), float(segment["query_end"])
+    if q_end <= q_start:
+        return float(o_start)
+    return float(o_start) + (t - q_start) * (float(o_end) - float(o_start)) / (q_end - q_start)
+
+
+def choose_moments(result: dict[str, Any], duration: float) -> list[Moment]:
+    """At most `MAX_MOMENTS` moments: the worst segment of each tampered range, then context.
+
+    An authentic clip shows its start, middle and end; an unmatched one the same of the clip alone.
+    """
+    segments = _segments(result.get("match"))
+    if not segments:
+        end = max(duration, 0.0)
+        times = sorted({0.0, round(end / 2, 3), round(end * 0.9, 3)}) if end > 0 else [0.0]
+        return [Moment(query_t=t) for t in times]
+    chosen: list[dict[str, Any]] = []
+    for start, end in _tampered_ranges(result):
+        inside = [s for s in segments if s["tampered"] and start <= _mid(s) <= end]
+        if inside and len(chosen) < MAX_MOMENTS - 1:
+            chosen.append(max(inside, key=lambda s: float(s["distance"])))
+    # Room left: more of the tampered segments, spread over the clip.
+    others = [s for s in segments if s["tampered"] and s not in chosen]
+    room = MAX_MOMENTS - 1 - len(chosen)
+    if chosen and others and room > 0:
+        picks = np.linspace(0, len(others) - 1, num=min(room, len(others))).round().astype(int)
+        chosen += [others[i] for i in sorted(set(picks.tolist()))]
+    clean = [s for s in segments if not s["tampered"]]
+    if chosen and clean:
+        first = float(chosen[0]["query_start"])
+        chosen.append(min(clean, key=lambda s: abs(_mid(s) - first)))
+    elif not chosen:
+        picks = np.linspace(0, len(segments) - 1, num=min(3, len(segments))).round().astype(int)
+        chosen = [segments[i] for i in sorted(set(picks.tolist()))]
+    moments = [Moment(query_t=_mid(s), original_t=original_time(s, _mid(s)), segment=s) for s in chosen]
+    return sorted(moments, key=lambda m: m.query_t)
+
+
+def _segment_words(segment: dict[str, Any]) -> str:
+    """What is wrong with a tampered segment, in words."""
+    if segment.get("original_start") is None:
+        other = segment.get("other_registration_id")
+        shows = f"; it shows another registered original, {other}" if other else ""
+        return f"has no counterpart in the original (inserted or replaced footage{shows})"
+    if segment.get("regions"):
+        count = len(segment["regions"])
+        return f"has {count} changed region{'s' if count > 1 else ''} of the picture"
+    return "jumps within the original here (frames cut or reordered)"
+
+
+def _range_words(result: dict[str, Any]) -> list[str]:
+    segments = _segments(result.get("match"))
+    lines = []
+    for start, end in _tampered_ranges(result):
+        kinds = sorted({_segment_words(s) for s in segments if s["tampered"] and start <= _mid(s) <= end})
+        lines.append(f"{span(start, end)} of the clip " + ("; ".join(kinds) or "differs from the original"))
+    return lines
+
+
+def headline(result: dict[str, Any]) -> str:
+    """The verdict in plain words: the first thing the report says."""
+    match = result.get("match")
+    verdict = result.get("verdict")
+    if verdict == "tampered" and match:
+        return f"This clip is a tampered copy of the original registered as {match['registration_id']}."
+    if verdict == "authentic" and match:
+        return f"This clip is authentic: it matches the original registered as {match['registration_id']}."
+    return "No registered original matches this clip."
+
+
+def _heat_alt(t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]]) -> str:
+    if scores is None:
+        return f"Clip frame at {seconds(t)} with no comparison: the original's frame is not available."
+    worst = float(scores.max())
+    tail = f"strongest cell score {worst:.0f} (threshold {CELL_THRESHOLD:.0f})."
+    if not regions:
+        return f"Heat map of changes at {seconds(t)} of the clip: no region is flagged; {tail}"
+    where = "; ".join(fr.describe_box(*(float(v) for v in box)) for box in regions)
+    return f"Heat map of changes at {seconds(t)} of the clip: outlined as changed, {where}; {tail}"
+
+
+def _render_moment(
+    k: int,
+    moment: Moment,
+    query_frame: fr.SampledFrame | None,
+    original_frame: fr.SampledFrame | None,
+    original_fingerprint: Fingerprint | None,
+) -> None:
+    """Fill `moment.images` (original, clip, changes) and its caption."""
+    if query_frame is None:
+        return
+    t = query_frame.t  # the frame shown, which may sit a little off the moment asked for
+    shown = fr.fit(query_frame.rgb)
+    box = fr.scaled_box(fr.content_box(query_frame.rgb), query_frame.rgb, shown)
+    if moment.segment is None:
+        moment.images.append(
+            fr.encode_jpeg(f"moment-{k}-clip.jpg", shown, f"Frame of the clip at {seconds(t)}.")
+        )
+        moment.caption = f"The clip at {seconds(t)}."
+        return
+    regions = moment.segment.get("regions", [])
+    original_hash: FrameHash | None = None
+    o_t = moment.original_t
+    if o_t is not None:
+        if original_fingerprint is not None:
+            original_hash = fr.nearest_frame(original_fingerprint, o_t)
+        elif original_frame is not None:
+            original_hash = fp.hash_frame(original_frame.t, original_frame.rgb)
+        if original_frame is not None:
+            moment.images.append(
+                fr.encode_jpeg(
+                    f"moment-{k}-original.jpg",
+                    fr.fit(original_frame.rgb),
+                    f"Frame of the registered original at {seconds(original_frame.t)}.",
+                )
+            )
+        elif original_hash is not None:
+            top, bottom, left, right = box
+            moment.images.append(
+                fr.encode_png(
+                    f"moment-{k}-original.png",
+                    fr.coarse_original(original_hash, right - left, bottom - top),
+                    f"Coarse picture of the registered original at {seconds(original_hash.t)}, rebuilt "
+                    "from its fingerprint (32 by 32 grey levels): the original media is not available.",
+                )
+            )
+    moment.images.append(fr.encode_jpeg(f"moment-{k}-clip.jpg", shown, f"Frame of the clip at {seconds(t)}."))
+    scores = None
+    if original_hash is not None:
+        scores = fr.cell_scores(fp.hash_frame(query_frame.t, query_frame.rgb), original_hash)
+    if scores is not None or regions:  # footage with no counterpart has nothing to compare
+        moment.images.append(
+            fr.encode_jpeg(
+                f"moment-{k}-changes.jpg",
+                fr.heatmap(shown, box, scores, regions),
+                _heat_alt(t, scores, regions),
+            )
+        )
+    segment = moment.segment
+    where = f"{span(segment['query_start'], segment['query_end'])} of the clip"
+    state = _segment_words(segment) if segment["tampered"] else "matches the original"
+    at_original = f", {seconds(o_t)} of the original" if o_t is not None else ""
+    moment.caption = f"At {seconds(t)} of the clip{at_original}. The segment {where} {state}."
+
+
+def _data_uri(image: Image) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+
+
+def _anchor_view(anchor: dict[str, Any] | None) -> dict[str, Any]:
+    anchor = anchor or {"status": "unknown"}
+    status = anchor.get("status")
+    if status == "anchored":
+        proof = anchor.get("inclusion_proof")
+        summary = (
+            "The original's fingerprint is in a Merkle tree whose root is recorded on chain, and the "
+            f"inclusion proof is {proof}."
+        )
+    elif status == "pending":
+        summary = (
+            "The original is logged but its log root is not on chain yet (roots are anchored every few "
+            "seconds): download the receipt again later for the chain proof."
+        )
+    else:
+        summary = f"Anchoring status: {status}."
+    return {**anchor, "summary": summary}
+
+
+def render_report(
+    result: dict[str, Any],
+    query_path: Path,
+    original_path: Path | None,
+    original_fingerprint: Fingerprint | None,
+    out_dir: Path,
+    limits: DecodeLimits,
+    *,
+    filename: str | None = None,
+    generated_at: datetime | None = None,
+) -> Path:
+    """Write `out_dir/index.html` (self-contained) and its images; returns the HTML's path.
+
+    `original_path` is the original media when it was uploaded; otherwise the original's side
+    comes from `original_fingerprint`. Decoding stays within `limits` and a few frames.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    match = result.get("match")
+    segments = _segments(match)
+    ranges = _tampered_ranges(result)
+    duration = float(match["query_range"][1]) if match else probe(query_path, limits).duration
+    if segments:
+        duration = max(duration, *(float(s["query_end"]) for s in segments))
+
+    moments = choose_moments(result, duration)
+    query_frames = fr.grab_frames(query_path, [m.query_t for m in moments], limits)
+    original_times = [m.original_t for m in moments if m.original_t is not None]
+    original_frames: list[fr.SampledFrame | None] = []
+    if original_path is not None and original_path.is_file() and original_times:
+        try:
+            original_frames = fr.grab_frames(original_path, original_times, limits)
+        except MediaError as exc:  # the fingerprint still shows the original, coarsely
+            logger.warning("report: cannot decode the original %s: %s", original_path, exc.code)
+    frames_by_time = dict(zip(original_times, original_frames, strict=False))
+    for k, (moment, query_frame) in enumerate(zip(moments, query_frames, strict=True), start=1):
+        original_frame = frames_by_time.get(moment.original_t) if moment.original_t is not None else None
+        _render_moment(k, moment, query_frame, original_frame, original_fingerprint)
+    moments = [m for m in moments if m.images]
+
+    images: list[Image] = [img for m in moments for img in m.images]
+    timeline: Image | None = None
+    geometry = None
+    if segments and duration > 0:  # a photo has no timeline
+        png, geometry = timeline_png(segments, ranges, duration)
+        timeline = Image(
+            "timeline.png",
+            "image/png",
+            png,
+            geometry.width,
+            geometry.height,
+            timeline_alt(segments, ranges, duration),
+        )
+        images.append(timeline)
+    legend: Image | None = None
+    if any(len(m.images) > 1 for m in moments):
+        legend = fr.encode_png(
+            "heat-legend.png",
+            fr.legend_bar(),
+            "Colour scale of the heat maps: from faint yellow (same as the original) through orange at the "
+            "threshold (the middle mark) to red (clearly changed).",
+        )
+        images.append(legend)
+
+    css = (TEMPLATES / "report.css").read_text()
+    registration_id = match["registration_id"] if match else None
+    receipt_file = f"receipt-{registration_id}.json" if registration_id else "RECEIPT.json"
+    context = {
+        "result": result,
+        "verification_id": result.get("id", ""),
+        "verdict": result.get("verdict", "unknown"),
+        "headline": headline(result),
+        "confidence": round(100 * float(result.get("confidence", 0.0))),
+        "range_lines": _range_words(result),
+        "match": match,
+        "segments": segments,
+        "seconds": seconds,
+        "span": span,
+        "filename": filename,
+        "generated_at": iso(generated_at or utcnow()),
+        "moments": moments,
+        "coarse_original": any(i.name.endswith("-original.png") for m in moments for i in m.images),
+        "timeline": timeline,
+        "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
+        "legend": legend,
+        "threshold": CELL_THRESHOLD,
+        "anchor": _anchor_view(match.get("anchor") if match else None),
+        "receipt_url": (match.get("receipt_url") or f"/v1/registrations/{registration_id}/receipt")
+        if match
+        else None,
+        "receipt_file": receipt_file,
+        "receipt_command": RECEIPT_COMMAND.format(file=receipt_file),
+        "c2pa": result.get("c2pa"),
+        "result_json": json.dumps(result, indent=2, sort_keys=True),
+        "css": Markup(css),
+        "style_source": style_hash(css),
+        "data_uri": _data_uri,
+        "nav_marker": Markup(NAV_MARKER),
+    }
+    html = _env.get_template("report.html").render(**context)
+    path = out_dir / "index.html"
+    path.write_text(html, encoding="utf-8")
+    for image in images:
+        (out_dir / image.name).write_bytes(image.data)
+    meta = {
+        "verification_id": result.get("id"),
+        "verdict": result.get("verdict"),
+        "images": [
+            {"name": i.name, "mime": i.mime, "width": i.width, "height": i.height, "alt": i.alt}
+            for i in images
+        ],
+        "moments": [
+            {"query_t": m.query_t, "original_t": m.original_t, "images": [i.name for i in m.images]}
+            for m in moments
+        ],
+        "timeline": geometry.to_json() if geometry else None,
+    }
+    (out_dir / "report.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return path

@@ -1,0 +1,331 @@
+"""Match reports: drawn from real verifications of real clips, written by the hook, served by the API."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
+from provenance import fingerprint as fp
+from provenance import reports
+from provenance.api.routes import web
+from provenance.core.config import DecodeLimits
+from provenance.fingerprint import Fingerprint
+from provenance.index import FrameIndex
+from provenance.reports import render_report, stored_report, write_verification_report
+from provenance.reports.timeline import TimelineGeometry
+from provenance.service import Service
+from provenance.verify.compare import PdqGridComparer
+from provenance.verify.verdict import verify_fingerprint
+from tests.conftest import EnrolledDevice, make_key
+from tests.provenance.test_verifications_api import register_upload, verify
+from tests.samples import sample_clip
+
+BIKES = sample_clip("bikes.mp4")
+LIMITS = DecodeLimits(max_decode_seconds=60)
+BOX = (0.55, 0.2, 0.3, 0.45)
+
+
+def wire_reports(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until the service wires them itself: the web router and session middleware, and the hook.
+
+    The hook wraps `Verifier._run` the way the real one sits in it: after the result is stored,
+    before an owned query file is deleted. It steps aside when a report was already written.
+    """
+    web.install(service.app)
+    verifier = service.verifier
+    run = verifier._run
+
+    def run_with_report(verification_id: str, path: Path, owns_file: bool = False) -> None:
+        try:
+            run(verification_id, path, False)
+        except Exception:
+            if not owns_file:
+                raise
+        else:
+            verification = verifier.get(verification_id)
+            if verification.result and stored_report(service.settings, verification_id) is None:
+                result = json.loads(verification.result)
+                write_verification_report(service.settings, service.engine, verification_id, result, path)
+        finally:
+            if owns_file:
+                path.unlink(missing_ok=True)
+
+    monkeypatch.setattr(verifier, "_run", run_with_report)
+
+
+@pytest.fixture
+def http(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The shared `http` fixture, with the reports wired before the app starts."""
+    wire_reports(service, monkeypatch)
+    with TestClient(service.app, raise_server_exceptions=False) as client:
+        yield client
+
+
+# --- rendering, without a server ---
+
+
+@pytest.fixture(scope="module")
+def tampered(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, TamperTruth, Fingerprint, dict[str, Any]]:
+    """bikes.mp4 with a texture pasted over 3-5 s, and the verifier's result for it."""
+    clip = tmp_path_factory.mktemp("clips") / "bikes-tampered.mp4"
+    truth = paste_region(BIKES, clip, start=3.0, duration=2.0, box=BOX)
+    original = fp.compute_fingerprint(BIKES, limits=LIMITS)
+    index = FrameIndex()
+    index.add("reg_original", original)
+    query = fp.compute_fingerprint(clip, limits=LIMITS)
+    result = verify_fingerprint(query, index, lambda _: original, PdqGridComparer()).to_json()
+    assert result["verdict"] == "tampered", result
+    result["id"] = "ver_test"
+    result["match"].update(
+        device_id="dev_test",
+        captured_at="2026-01-02T03:04:05.000Z",
+        signature_valid=True,
+        anchor={
+            "status": "anchored",
+            "chain_id": 31337,
+            "contract": "0x" + "ab" * 20,
+            "transaction": "0x" + "cd" * 32,
+            "block": 7,
+            "root": "ef" * 32,
+            "inclusion_proof": "valid",
+        },
+        receipt_url="/v1/registrations/reg_original/receipt",
+    )
+    return clip, truth, original, result
+
+
+def _rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _self_contained(html: str) -> None:
+    assert "<script" not in html
+    sources = re.findall(r'<img[^>]* src="([^"]+)"', html)
+    assert sources and all(s.startswith("data:image/") for s in sources)
+    assert not re.search(r'(src|href)="https?://', html)
+    assert all(re.search(r'<img[^>]* alt="[^"]{10,}"', tag) for tag in re.findall(r"<img[^>]*>", html))
+
+
+def test_tampered_report(
+    tampered: tuple[Path, TamperTruth, Fingerprint, dict[str, Any]], tmp_path: Path
+) -> None:
+    clip, truth, original, result = tampered
+    path = render_report(result, clip, BIKES, original, tmp_path / "report", LIMITS, filename=clip.name)
+    html = path.read_text()
+    _self_contained(html)
+    assert "This clip is a tampered copy of the original registered as reg_original." in html
+    assert f"Confidence <strong>{round(100 * result['confidence'])} %</strong>" in html
+    assert "dev_test" in html and "2026-01-02T03:04:05.000Z" in html and "valid" in html
+    assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
+    assert 'href="/v1/registrations/reg_original/receipt"' in html
+    assert "0x" + "cd" * 32 in html and "ef" * 32 in html
+
+    # The timeline: its alt text and data attribute name the tampered range, and the PNG shades it.
+    [(t0, t1)] = truth.ranges
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    ranges = meta["timeline"]["tampered_ranges"]
+    assert ranges and all(a < t1 + 0.6 and b > t0 - 0.6 for a, b in ranges), ranges
+    attr = re.search(r'<img id="timeline"[^>]* data-tampered-ranges="([^"]+)"', html)
+    assert attr is not None and attr.group(1) == ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges)
+    alt = re.search(r'<img id="timeline"[^>]* alt="([^"]+)"', html)
+    assert alt is not None and "Tampered ranges, shaded: 3.0–5.0 s" in alt.group(1)
+    geometry = TimelineGeometry(**{**meta["timeline"], "axes_px": tuple(meta["timeline"]["axes_px"])})
+    png = _rgb(tmp_path / "report" / "timeline.png")
+    assert png.shape[:2] == (geometry.height, geometry.width)
+    y = round(geometry.y_px(1.04))  # above every bar: only the shading (or the white paper) is there
+    shade = np.array(geometry.shade_rgb)
+    for a, b in ranges:
+        assert np.abs(png[y, round(geometry.x_px((a + b) / 2))].astype(int) - shade).max() <= 3
+    for t in (1.5, 7.5):
+        assert png[y, round(geometry.x_px(t))].min() >= 250, "no shading outside the tampered ranges"
+
+    # Frames side by side, and heat maps whose outlined, hot cells sit on the pasted patch.
+    names = {image["name"] for image in meta["images"]}
+    moments = meta["moments"]
+    assert 2 <= len(moments) <= 4
+    assert any(t0 <= m["query_t"] <= t1 for m in moments) and any(
+        not t0 <= m["query_t"] <= t1 for m in moments
+    )
+    for k in range(1, len(moments) + 1):
+        assert {f"moment-{k}-original.jpg", f"moment-{k}-clip.jpg", f"moment-{k}-changes.jpg"} <= names
+    inside = next(i for i, m in enumerate(moments, start=1) if t0 <= m["query_t"] <= t1)
+    heat = _rgb(tmp_path / "report" / f"moment-{inside}-changes.jpg").astype(int)
+    height, width = heat.shape[:2]
+    x, y0, w, h = BOX
+    redness = heat[..., 0] - heat[..., 2]
+    patch = redness[
+        round(y0 * height) + 6 : round((y0 + h) * height) - 6,
+        round(x * width) + 6 : round((x + w) * width) - 6,
+    ]
+    rest = redness[:, : round(0.4 * width)]
+    assert patch.mean() > rest.mean() + 40, (patch.mean(), rest.mean())
+    assert max(image["width"] for image in meta["images"] if image["name"].endswith(".jpg")) <= 480
+    assert "outlined as changed" in html and 'class="frame frame-changes heatmap"' in html
+    assert "heat-legend.png" in names
+
+
+def test_report_without_original_media(
+    tampered: tuple[Path, TamperTruth, Fingerprint, dict[str, Any]], tmp_path: Path
+) -> None:
+    """No uploaded original: the fingerprint's coarse picture stands in, the heat maps remain."""
+    clip, _, original, result = tampered
+    render_report(result, clip, None, original, tmp_path / "report", LIMITS)
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    names = {image["name"] for image in meta["images"]}
+    assert "moment-1-original.png" in names and "moment-1-changes.jpg" in names
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "rebuilt from its fingerprint" in html and "the original media is not available" in html
+
+
+def test_unknown_report(tmp_path: Path) -> None:
+    clip = sample_clip("bigbuckbunny.mp4")
+    query = fp.compute_fingerprint(clip, limits=LIMITS)
+    result = verify_fingerprint(query, FrameIndex(), lambda _: query, PdqGridComparer()).to_json()
+    assert result["verdict"] == "unknown" and result["match"] is None
+    result["id"] = "ver_unknown"
+    path = render_report(result, clip, None, None, tmp_path / "report", LIMITS)
+    html = path.read_text()
+    _self_contained(html)
+    assert "No registered original matches this clip." in html
+    assert 'id="timeline"' not in html and "Chain evidence" not in html and "receipt verify" not in html
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert meta["timeline"] is None and meta["moments"]
+    assert all(image["name"].endswith("-clip.jpg") for image in meta["images"])
+
+
+def test_replaced_footage_report(tmp_path: Path) -> None:
+    """Footage from another registered original: named in words, shown without a heat map."""
+    carphone = sample_clip("carphone_pristine.mp4")
+    clip = tmp_path / "bikes-replaced.mp4"
+    replace_range(BIKES, carphone, clip, start=3.0, duration=2.0)
+    originals = {
+        "reg_bikes": fp.compute_fingerprint(BIKES, limits=LIMITS),
+        "reg_carphone": fp.compute_fingerprint(carphone, limits=LIMITS),
+    }
+    index = FrameIndex()
+    for registration_id, fingerprint in originals.items():
+        index.add(registration_id, fingerprint)
+    query = fp.compute_fingerprint(clip, limits=LIMITS)
+    result = verify_fingerprint(query, index, originals.__getitem__, PdqGridComparer()).to_json()
+    assert result["verdict"] == "tampered" and result["match"]["registration_id"] == "reg_bikes", result
+    html = render_report(result, clip, BIKES, originals["reg_bikes"], tmp_path / "report", LIMITS).read_text()
+    assert "has no counterpart in the original (inserted or replaced footage; it shows another " in html
+    assert "registered original, reg_carphone" in html
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    foreign = [m for m in meta["moments"] if 3.0 <= m["query_t"] <= 5.0]
+    assert foreign and all(
+        m["images"] == [f"moment-{meta['moments'].index(m) + 1}-clip.jpg"] for m in foreign
+    )
+
+
+def test_photo_report(tmp_path: Path) -> None:
+    """A photo has moments but no timeline; its heat map still points at the pasted patch."""
+    spec = importlib.util.find_spec("skimage")
+    assert spec is not None and spec.submodule_search_locations
+    photo = Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
+    edited = tmp_path / "astronaut-edited.jpg"
+    paste_region_image(photo, edited, box=(0.6, 0.1, 0.3, 0.3))
+    original = fp.compute_fingerprint(photo, limits=LIMITS)
+    index = FrameIndex()
+    index.add("reg_photo", original)
+    query = fp.compute_fingerprint(edited, limits=LIMITS)
+    result = verify_fingerprint(query, index, lambda _: original, PdqGridComparer()).to_json()
+    assert result["verdict"] == "tampered", result
+    result["id"] = "ver_photo"
+    path = render_report(result, edited, photo, original, tmp_path / "report", LIMITS)
+    html = path.read_text()
+    _self_contained(html)
+    assert "This clip is a tampered copy" in html and 'id="timeline"' not in html
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [m["images"] for m in meta["moments"]] == [
+        ["moment-1-original.jpg", "moment-1-clip.jpg", "moment-1-changes.jpg"]
+    ]
+    assert "top right" in html
+
+
+# --- written by the hook, served by the API ---
+
+
+def test_report_served_and_scoped(
+    http: TestClient,
+    service: Service,
+    device: EnrolledDevice,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    registration_id = register_upload(http, camera_headers, device, BIKES)
+    newsroom = make_key(http, admin_headers, "newsroom")
+    paste_region(BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=BOX)
+    result = verify(http, newsroom, tmp_path / "tampered.mp4").json()
+    assert result["verdict"] == "tampered", result
+    report_dir = service.settings.data_dir / "reports" / result["id"]
+    assert (report_dir / "index.html").is_file() and (report_dir / "timeline.png").is_file()
+    assert not list(report_dir.parent.glob(".*")), "no scratch directories left behind"
+
+    response = http.get(result["report_url"], headers=newsroom)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "img-src data:" in csp and "'sha256-" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "This clip is a tampered copy of the original registered as " + registration_id in response.text
+    assert 'href="/ui/"' in response.text, "served with the site's navigation"
+
+    download = http.get(result["report_url"], params={"download": 1}, headers=newsroom)
+    assert download.headers["content-disposition"] == f'attachment; filename="report-{result["id"]}.html"'
+    assert 'href="/ui/"' not in download.text
+
+    # Scoped like the result: another client's report does not exist for it; cameras may not read.
+    other = make_key(http, admin_headers, "factchecker")
+    assert http.get(result["report_url"], headers=other).json()["code"] == "verification_not_found"
+    assert http.get(result["report_url"], headers=camera_headers).json()["code"] == "scope_forbidden"
+    assert http.get(result["report_url"], headers=admin_headers).status_code == 200
+    assert http.get(result["report_url"]).json()["code"] == "api_key_missing"
+    browser = http.get(result["report_url"], headers={"Accept": "text/html"}, follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"].startswith("/ui/sign-in?next=")
+
+    # The client's own list.
+    verify(http, newsroom, BIKES)
+    listed = http.get("/v1/verifications", params={"limit": 5}, headers=newsroom).json()["items"]
+    assert [item["verdict"] for item in listed] == ["authentic", "tampered"]
+    assert listed[1]["id"] == result["id"] and listed[1]["report_url"] == result["report_url"]
+    assert http.get("/v1/verifications", headers=other).json()["items"] == []
+    assert http.get("/v1/verifications", params={"limit": 0}, headers=newsroom).status_code == 422
+
+
+def test_report_failure_leaves_verification_done(
+    http: TestClient,
+    service: Service,
+    device: EnrolledDevice,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: Any, **__: Any) -> Path:
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(reports, "render_report", broken)
+    register_upload(http, camera_headers, device, BIKES)
+    newsroom = make_key(http, admin_headers, "newsroom")
+    response = verify(http, newsroom, BIKES)
+    assert response.status_code == 201 and response.json()["status"] == "done"
+    assert "could not be written" in caplog.text
+    page = http.get(response.json()["report_url"], headers={**newsroom, "Accept": "text/html"})
+    assert page.status_code == 200 and "Report unavailable" in page.text and "Verdict: authentic" in page.text
+    reports_dir = service.settings.data_dir / "reports"
+    assert [p.name for p in reports_dir.iterdir()] == [f"{response.json()['id']}.failed"]
