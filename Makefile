@@ -39,6 +39,8 @@ test: lint services
 bench: setup
 	$(BIN)/python -m bench.fingerprint
 	$(BIN)/python -m bench.anchoring
+	$(BIN)/python -m bench.index --sizes 10000,100000
+	$(BIN)/python -m bench.verify
 
 clean-var:
 	rm -rf var
