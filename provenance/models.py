@@ -45,6 +45,11 @@ class Registration(SQLModel, table=True):
     received_at: datetime
     media_path: str | None = Field(default=None, max_length=500)
     anchor_status: str = Field(default="pending", max_length=16)
+    c2pa: str | None = Field(
+        default=None,
+        sa_column=Column(Text, nullable=True),
+        description="JSON: Content Credentials the uploaded media carried",
+    )
 
 
 class UsedNonce(SQLModel, table=True):

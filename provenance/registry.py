@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -255,8 +256,11 @@ def register(
     manifest_json: str | bytes,
     signature: str,
     upload: Upload | None = None,
+    c2pa: dict[str, Any] | None = None,
 ) -> Registration:
     """Accept a signed capture manifest, or refuse it and write nothing.
+
+    `c2pa` is what the uploaded media's own Content Credentials say, kept with the registration.
 
     Without media everything happens in one transaction; with media the slow recomputation of the
     fingerprint runs between the checks and the write, outside any transaction.
@@ -275,6 +279,7 @@ def register(
         signature=signature,
         captured_at=manifest.captured_at_dt(),
         received_at=now,
+        c2pa=json.dumps(c2pa) if c2pa is not None else None,
     )
     stored: Path | None = None
     if upload is not None:

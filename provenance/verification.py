@@ -32,8 +32,6 @@ from provenance.verify.verdict import verify_fingerprint
 logger = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "provenance.verification/v1"
-# Clips up to this long are answered in the response; longer ones become a job to poll.
-SYNC_MAX_SECONDS = 30.0
 
 
 class Matcher:
@@ -130,7 +128,6 @@ class Verifier:
         path: Path,
         filename: str,
         media_sha256: str,
-        progress: Callable[[float], None] | None = None,
     ) -> Verification:
         from provenance.media import probe
 
@@ -145,7 +142,7 @@ class Verifier:
         )
         with session_scope(self.engine) as session:
             session.add(verification)
-        if info.duration <= SYNC_MAX_SECONDS:
+        if info.duration <= self.settings.verify_sync_max_s:
             self._run(verification.id, path)
         else:
             job_path = path.with_name(f"{verification.id}{path.suffix}")

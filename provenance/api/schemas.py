@@ -55,6 +55,7 @@ class RegistrationPublic(BaseModel):
     anchor_status: str
     manifest: dict[str, Any]
     signature: str
+    c2pa: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, registration: Registration) -> RegistrationPublic:
@@ -70,6 +71,7 @@ class RegistrationPublic(BaseModel):
             anchor_status=registration.anchor_status,
             manifest=json.loads(registration.manifest),
             signature=registration.signature,
+            c2pa=json.loads(registration.c2pa) if registration.c2pa else None,
         )
 
 

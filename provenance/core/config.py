@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0
+    # Clips up to this long are verified within the request; longer ones become a job to poll.
+    verify_sync_max_s: float = 30.0
     # Content Credentials: the operator's signing chain and key (PEM); by default a self-made root
     # and leaf under DATA_DIR/c2pa. Extra trust anchors are added to the root when reading.
     c2pa_cert: Path | None = None

@@ -98,6 +98,10 @@ def test_verification_reports_credentials(
     register_upload(http, camera_headers, device, BIKES)
     signed = tmp_path / "signed.mp4"
     sign(http, camera_headers, BIKES, signed)
+    # A file that already carries credentials registers with them on record.
+    resigned_id = register_upload(http, camera_headers, device, signed)
+    on_record = http.get(f"/v1/registrations/{resigned_id}", headers=camera_headers).json()["c2pa"]
+    assert on_record["trusted"] is True and on_record["signature_valid"] is True
     newsroom = make_key(http, admin_headers, "newsroom")
     result = verify(http, newsroom, signed).json()
     assert result["verdict"] == "authentic"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,28 @@ def test_verify_refusals(
     with Session(service.engine) as session:
         assert session.exec(select(func.count()).select_from(Verification)).one() == 0
     assert http.get("/v1/verifications/ver_nope", headers=newsroom).json()["code"] == "verification_not_found"
+
+
+def test_long_clip_becomes_a_job(
+    http: TestClient,
+    service: Service,
+    device: EnrolledDevice,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    register_upload(http, camera_headers, device, BIKES)
+    service.settings.verify_sync_max_s = 1.0  # bikes.mp4 is 10 s: a "long" clip here
+    newsroom = make_key(http, admin_headers, "newsroom")
+    response = verify(http, newsroom, BIKES)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] in ("queued", "running", "done")
+    assert response.headers["location"] == f"/v1/verifications/{job['id']}"
+    deadline = time.monotonic() + 120
+    while (polled := http.get(f"/v1/verifications/{job['id']}", headers=newsroom).json())["status"] != "done":
+        assert polled["status"] in ("queued", "running"), polled
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert polled["verdict"] == "authentic" and polled["schema"] == "provenance.verification/v1"
+    other = make_key(http, admin_headers, "newsroom")
+    assert http.get(f"/v1/verifications/{job['id']}", headers=other).status_code == 404

@@ -31,7 +31,8 @@ def create_registration(
         )
     with saved_upload(settings, media) as path:
         upload = registry.Upload(path=path, suffix=path.suffix)
-        registration = registry.register(engine, settings, manifest, signature, upload)
+        credentials = service.credentials.read(path)
+        registration = registry.register(engine, settings, manifest, signature, upload, credentials)
         return RegistrationPublic.of(service.registered(registration))
 
 
