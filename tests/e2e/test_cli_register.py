@@ -70,16 +70,23 @@ def test_cli_device_client_register_fetch(tmp_path: Path, database_url: str) -> 
         assert fetched["manifest"]["fingerprint"]["digest"] == local["digest"]
 
         # A newsroom verifies the clip and keeps the self-contained match report.
-        newsroom_key = server.cli("client", "create", "--name", "desk", "--scope", "newsroom", api_key=admin).stdout
+        newsroom_key = server.cli(
+            "client", "create", "--name", "desk", "--scope", "newsroom", api_key=admin
+        ).stdout
         report = tmp_path / "report.html"
         verified = json.loads(
-            server.cli("verify", str(clip), "--json", "--report", str(report), api_key=newsroom_key.strip()).stdout
+            server.cli(
+                "verify", str(clip), "--json", "--report", str(report), api_key=newsroom_key.strip()
+            ).stdout
         )
-        regs = httpx.get(f"{server.url}/v1/registrations/{verified['match']['registration_id']}", headers={"Authorization": f"Bearer {camera_key}"}).json()
+        regs = httpx.get(
+            f"{server.url}/v1/registrations/{verified['match']['registration_id']}",
+            headers={"Authorization": f"Bearer {camera_key}"},
+        ).json()
         print("MATCHED", regs, "REGISTERED", receipt["id"])
         assert verified["verdict"] == "authentic" and verified["match"]["registration_id"] == receipt["id"]
         html = report.read_text()
-        assert "authentic" in html.lower() and receipt["id"] in html and "src=\"data:image/" in html
+        assert "authentic" in html.lower() and receipt["id"] in html and 'src="data:image/' in html
 
         # A refusal is one line on stderr and a non-zero exit; the wrong scope cannot enrol.
         refused = server.cli(

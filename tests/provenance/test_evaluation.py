@@ -21,8 +21,9 @@ def test_localisation_scores() -> None:
     assert box_iou([[0.0, 0.0, 0.5, 0.5]], [[0.5, 0.5, 0.5, 0.5]]) == 0.0
 
 
-def test_run_stores_metrics_and_floors_degrade(http: TestClient, service: Service,
-                                               admin_headers: dict[str, str], tmp_path: Path) -> None:
+def test_run_stores_metrics_and_floors_degrade(
+    http: TestClient, service: Service, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
     short = tmp_path / "bikes-4s.mp4"
     subclip(sample_clip("bikes.mp4"), short, 0.0, 4.0)
     originals = [short, sample_clip("carphone_pristine.mp4")]
