@@ -122,11 +122,11 @@ def test_session_cookie_and_page_headers(http: TestClient, admin_headers: dict[s
     assert out.status_code == 303 and SESSION_COOKIE not in http.cookies
     assert http.get("/v1/verifications").status_code == 401
 
-    # An operator's session reaches the placeholder, but not the admin API by cookie.
+    # An operator's session reaches the operators' page, but not the admin API by cookie.
     admin = _key(admin_headers)
     assert _sign_in(http, admin, **ORIGIN).status_code == 303
     operators = http.get("/ui/operators")
-    assert operators.status_code == 200 and "Not available yet." in operators.text
+    assert operators.status_code == 200 and "No evaluation has run yet." in operators.text
     created = http.post("/v1/clients", json={"name": "x", "scope": "camera"}, headers=ORIGIN)
     assert created.status_code == 401
 

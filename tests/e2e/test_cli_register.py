@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from provenance.c2pa import read_credentials
 from tests.e2e.server import running_server
 from tests.samples import sample_clip
 
@@ -68,6 +69,15 @@ def test_cli_device_client_register_fetch(tmp_path: Path, database_url: str) -> 
             headers={"Authorization": f"Bearer {camera_key}"},
         ).json()
         assert fetched["manifest"]["fingerprint"]["digest"] == local["digest"]
+
+        # The registered original gets Content Credentials signed by the service.
+        signed = tmp_path / "signed.mp4"
+        credentials = json.loads(
+            server.cli("c2pa", "sign", str(clip), "--out", str(signed), "--json", api_key=camera_key).stdout
+        )
+        assert credentials["registration_id"] == receipt["id"]
+        read = read_credentials(signed, (server.data_dir / "c2pa" / "root-ca.pem").read_bytes())
+        assert read is not None and read.trusted and read.manifest_id == credentials["manifest_id"]
 
         # A newsroom verifies the clip and keeps the self-contained match report.
         newsroom_key = server.cli(

@@ -50,5 +50,9 @@ def test_run_stores_metrics_and_floors_degrade(
     assert health["evaluation"]["status"] == "degraded"
     assert "overall.tamper_detection_rate" in health["evaluation"]["reasons"][0]
 
+    page = http.get("/ui/operators", headers=admin_headers)
+    assert page.status_code == 200 and 'data-evaluation-status="degraded"' in page.text
+    assert "overall.tamper_detection_rate" in page.text and 'src="/v1/evaluations/plot.png"' in page.text
+
     plot = http.get("/v1/evaluations/plot.png", headers=admin_headers)
     assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")

@@ -405,7 +405,7 @@ def upload(
 
 @router.get("/ui/operators", include_in_schema=False, response_class=HTMLResponse)
 def operators(request: Request) -> Response:
-    """The operators' page: a placeholder until the continuous evaluation keeps a history."""
+    """The operators' page: the continuous-evaluation status, its plot and the recent runs."""
     client = _web_client(request)
     if client is None:
         return _sign_in_redirect(request)
@@ -413,7 +413,10 @@ def operators(request: Request) -> Response:
         return _message(
             client, "Operators only", ["This page is for the service's operators (admin keys)."], 403
         )
-    return page("operators.html", client, active="operators")
+    evaluator = request.app.state.service.evaluator
+    return page(
+        "operators.html", client, active="operators", status=evaluator.status(), runs=evaluator.history(20)
+    )
 
 
 @router.get("/static/{name}", include_in_schema=False)
