@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -41,7 +40,6 @@ class Matcher:
         self.engine = engine
         self.index = FrameIndex()
         self.comparer: Comparer = comparer or PdqGridComparer()
-        self._lock = threading.Lock()
         self._load = lru_cache(maxsize=4096)(self._load_uncached)
 
     def rebuild(self) -> int:
