@@ -1,0 +1,427 @@
+"""The learned comparer for the verifier: segment embeddings at registration, comparisons at verification.
+
+Registration (fingerprint v2) stores, per ~1 s of the original, a `SegmentEmbedding`:
+`embed_video_frames` groups the sampled frames (4 fps) into consecutive windows of
+`FRAMES_PER_SEGMENT` frames and embeds each window; `quantise` / `encode_segments` turn them
+into bytes (`EMBEDDING_BYTES` = 544 per segment). The verifier never needs the original's pixels.
+
+Verification: the clip's sampled frames, decoded, each with the time of the original the
+alignment maps it to (best sampled at 8 fps or more: see `TripletComparer.search`). A stored
+window is compared when a clip frame falls in it (its [start, end) shifted back by half a
+sampling step); the clip frames nearest its sampling instants, under the best of a few timing
+offsets, are embedded together and compared with the stored embedding:
+
+- cell distances (8x8) and the global distance, unit vectors, so each is 0..2;
+- `score` = the largest of them; `tampered` when it exceeds the calibrated `threshold` (stored
+  with the weights: 0.5% false positives on the validation set); `distance` = score / (2 x
+  threshold) capped at 1, so 0.5 is the decision point as in `provenance.verify`;
+- flagged cells: those above the lower `cell_threshold` (calibrated for localisation IoU) in a
+  tampered segment; `regions` are the bounding boxes of their 8-connected groups, normalised
+  ``[x, y, w, h]`` of the clip's letterbox-stripped picture.
+
+Frame features are cached by content, so comparing halves of a segment again (as the verifier
+does to sharpen a flagged stretch) costs only the aggregation. The cache makes a comparer
+unsafe to share between threads: use one per worker thread.
+
+Storage (`encode_segments`, little-endian): header ``b"PVSE"``, layout (u8, 1), model version
+(16 ASCII bytes: the weights' SHA-256 prefix, so stale embeddings are recognised), sample fps
+(f64), segment count (u16); then per segment start and end (u32 ms each), frame count (u8) and
+the 544-byte quantised embedding: 31 + 553 bytes per second of video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from detector.frames import prepare
+from detector.model import (
+    EMBEDDING_BYTES,
+    GRID,
+    WEIGHTS_FILE,
+    LoadedModel,
+    SegmentEmbedding,
+    TripletNet,
+    dequantise,
+    load_weights,
+    quantise,
+    to_tensor,
+)
+
+SAMPLE_FPS = 4.0
+FRAMES_PER_SEGMENT = 4
+# Used until a weights file brings calibrated values.
+DEFAULT_CALIBRATION = {"threshold": 0.8, "cell_threshold": 0.7}
+_CACHE_FRAMES = 512
+# Timing offsets (s) the comparer tries between the clip's frames and a window's instants.
+OFFSETS = (-0.125, -0.0625, 0.0, 0.0625, 0.125)
+_SEGMENTS_MAGIC = b"PVSE"
+_SEGMENTS_HEADER = struct.Struct("<4sB16sdH")
+_SEGMENT_RECORD = struct.Struct(f"<IIB{EMBEDDING_BYTES}s")
+
+TimedFrame = tuple[float, np.ndarray]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One stored window compared with the clip frames that fall in it."""
+
+    start: float
+    end: float
+    frames: int
+    score: float
+    distance: float
+    tampered: bool
+    cell_distances: np.ndarray  # (GRID, GRID)
+    global_distance: float
+    flagged: np.ndarray  # (GRID, GRID) bool
+    regions: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SpanResult:
+    """A clip segment (any number of frames) against the stored windows it overlaps."""
+
+    distance: float
+    tampered: bool
+    regions: list[list[float]]
+    windows: list[SegmentResult]
+
+
+def regions_of(mask: np.ndarray) -> list[list[float]]:
+    """Bounding boxes, normalised [x, y, w, h], of the 8-connected groups of flagged cells (largest first)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    rows, cols = mask.shape
+    boxes = [
+        [float(x) / cols, float(y) / rows, float(w) / cols, float(h) / rows]
+        for x, y, w, h, _ in stats[1:count].tolist()
+    ]
+    return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
+
+
+def group_windows(
+    frames: Sequence[TimedFrame], per_window: int = FRAMES_PER_SEGMENT
+) -> list[list[TimedFrame]]:
+    """Consecutive windows of `per_window` sampled frames (the last one may be shorter)."""
+    ordered = sorted(frames, key=lambda f: f[0])
+    return [ordered[i : i + per_window] for i in range(0, len(ordered), per_window)]
+
+
+class TripletComparer:
+    """Embeds originals and compares clips with them, with the shipped (or given) weights."""
+
+    name = "triplet"
+
+    def __init__(
+        self,
+        model: LoadedModel | TripletNet | None = None,
+        calibration: dict[str, float] | None = None,
+        weights: Path = WEIGHTS_FILE,
+    ) -> None:
+        if model is None:
+            model = load_weights(weights)
+        if isinstance(model, LoadedModel):
+            self.net = model.net
+            self.version = model.version
+            base = dict(model.calibration)
+        else:
+            self.net = model
+            self.version = "unsaved"
+            base = dict(DEFAULT_CALIBRATION)
+        base.update(calibration or {})
+        self.threshold = float(base["threshold"])
+        self.cell_threshold = float(base.get("cell_threshold", self.threshold))
+        self.net.eval()
+        self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    # -- frame features -----------------------------------------------------------------------
+
+    def frame_features(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cells (N, Fc, G, G), global (N, Fg)) of RGB frames; cached by prepared content."""
+        prepared = [prepare(f, self.net.config.side) for f in frames]
+        keys = [hashlib.blake2b(p.tobytes(), digest_size=16).digest() for p in prepared]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            with torch.no_grad():
+                cells, glob = self.net.encoder(to_tensor(np.stack([prepared[i] for i in missing])))
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = (cells[j], glob[j])
+                if len(self._cache) > _CACHE_FRAMES:
+                    self._cache.popitem(last=False)
+        pairs = [self._cache[k] for k in keys]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    def _aggregate(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        cells, glob = self.frame_features(frames)
+        mask = torch.ones((1, len(frames)), dtype=torch.bool)
+        with torch.no_grad():
+            cell_emb, glob_emb = self.net.aggregator(cells[None], glob[None], mask)
+        return cell_emb[0].numpy(), glob_emb[0].numpy()
+
+    # -- registration -------------------------------------------------------------------------
+
+    def embed_window(self, frames: Sequence[TimedFrame], end: float | None = None) -> SegmentEmbedding:
+        """The embedding of one window of the original's sampled frames."""
+        if not frames:
+            raise ValueError("a segment has at least one frame")
+        cells, glob = self._aggregate([rgb for _, rgb in frames])
+        start = frames[0][0]
+        stop = end if end is not None else frames[-1][0] + 1.0 / SAMPLE_FPS
+        return SegmentEmbedding(start=start, end=stop, frames=len(frames), global_vec=glob, cells=cells)
+
+    def embed_video_frames(self, frames: Sequence[TimedFrame]) -> list[SegmentEmbedding]:
+        """Segment embeddings of a whole original (frames sampled at 4 fps, any order)."""
+        windows = group_windows(frames)
+        out = []
+        for k, window in enumerate(windows):
+            end = windows[k + 1][0][0] if k + 1 < len(windows) else None
+            out.append(self.embed_window(window, end))
+        return out
+
+    # -- verification -------------------------------------------------------------------------
+
+    def score(
+        self, frames: Sequence[np.ndarray], stored: SegmentEmbedding
+    ) -> tuple[float, np.ndarray, float]:
+        """(score, cell distances (G, G), global distance) of clip frames against a stored window."""
+        cells, glob = self._aggregate(frames)
+        cell_d = np.linalg.norm(cells - stored.cells, axis=-1)
+        glob_d = float(np.linalg.norm(glob - stored.global_vec))
+        return max(float(cell_d.max()), glob_d), cell_d.astype(np.float32), glob_d
+
+    def decide(
+        self, stored: SegmentEmbedding, frames: int, score: float, cell_d: np.ndarray, glob_d: float
+    ) -> SegmentResult:
+        """Threshold a window's distances into a verdict, a distance 0..1 and flagged cells."""
+        tampered = score > self.threshold
+        flagged = np.zeros((GRID, GRID), dtype=bool)
+        if tampered:
+            flagged = cell_d > self.cell_threshold
+            if not flagged.any():  # only the global vector moved: the whole picture changed
+                flagged[:] = True
+        return SegmentResult(
+            start=stored.start,
+            end=stored.end,
+            frames=frames,
+            score=score,
+            distance=float(min(1.0, 0.5 * score / self.threshold)),
+            tampered=tampered,
+            cell_distances=cell_d,
+            global_distance=glob_d,
+            flagged=flagged,
+            regions=regions_of(flagged) if tampered else [],
+        )
+
+    @staticmethod
+    def _picks(times: np.ndarray, stored: SegmentEmbedding, offset: float) -> tuple[int, ...]:
+        """Clip frames nearest the window's instants shifted by `offset` (within half a step)."""
+        step = 1.0 / SAMPLE_FPS
+        picks = set()
+        for target in stored.start + step * np.arange(max(stored.frames, 1)) + offset:
+            if not len(times):
+                break
+            j = int(np.argmin(np.abs(times - target)))
+            if abs(times[j] - target) < step / 2 - 1e-3:  # ties would shift a whole step
+                picks.add(j)
+        return tuple(sorted(picks))
+
+    def _tries(
+        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offsets: Sequence[float]
+    ) -> list[tuple[float, float, np.ndarray, float, int]]:
+        """(fit, score, cell distances, global distance, frames) per distinct choice of frames.
+
+        `fit`, the median cell distance, says how well the picture as a whole lines up: a local
+        edit moves few cells, so it picks the timing without being swayed by the edit, where the
+        lowest score would prefer an offset reaching past an edit's ends for a clean frame.
+        """
+        times = np.array([t for t, _ in query])
+        options: list[tuple[int, ...]] = []
+        for offset in offsets:
+            option = self._picks(times, stored, offset)
+            if option and option not in options:
+                options.append(option)
+        if not options:
+            return []
+        fullest = max(len(o) for o in options)
+        out = []
+        for option in options:
+            if len(option) < fullest - 1:  # an offset that drops frames would hide what they show
+                continue
+            score, cell_d, glob_d = self.score([query[j][1] for j in option], stored)
+            out.append((float(np.median(cell_d)), score, cell_d, glob_d, len(option)))
+        return out
+
+    def search(
+        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offset: float | None = None
+    ) -> tuple[float, np.ndarray, float, int]:
+        """(score, cell distances, global distance, frames used) at the best-fitting timing offset.
+
+        The aligner places clip frames on the original's timeline only to within half a 4 fps
+        step. Given the clip's `offset` (see `estimate_offset`), the window's sampling instants
+        are shifted by it; without, each of `OFFSETS` is tried and the best fit kept. At each,
+        the clip frame nearest every instant (within half a step) is taken: with clip frames
+        sampled densely (8 fps or more) that lines them up with the original's instants to within
+        1/16 s; with 4 fps frames every offset picks the same frames (one try).
+        """
+        tries = self._tries(query, stored, (offset,)) if offset is not None else []
+        if not tries:  # no offset given, or none of the clip's frames near it (the clip's ends)
+            tries = self._tries(query, stored, OFFSETS)
+        if not tries:
+            raise ValueError("no clip frame falls near this window")
+        _, score, cell_d, glob_d, used = min(tries, key=lambda t: t[0])
+        return score, cell_d, glob_d, used
+
+    def estimate_offset(self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]) -> float:
+        """The timing offset of a clip run against the original: the best median fit over its windows.
+
+        One offset holds for a whole run of the alignment, so an edit in a few windows cannot sway
+        it, unlike a per-window choice.
+        """
+        fits: dict[float, list[float]] = {o: [] for o in OFFSETS}
+        for w, near in self._near_frames(query, segments):
+            for offset in OFFSETS:
+                times = np.array([t for t, _ in near])
+                option = self._picks(times, segments[w], offset)
+                if len(option) >= max(1, segments[w].frames - 1):
+                    _, cell_d, _ = self.score([near[j][1] for j in option], segments[w])
+                    fits[offset].append(float(np.median(cell_d)))
+        scored = {o: float(np.median(v)) for o, v in fits.items() if v}
+        return min(scored, key=lambda o: (scored[o], abs(o))) if scored else 0.0
+
+    def _near_frames(
+        self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]
+    ) -> list[tuple[int, list[TimedFrame]]]:
+        """(window, clip frames a search may use) for each window some clip frame falls in."""
+        step = 1.0 / SAMPLE_FPS
+        buckets = assign_windows([t for t, _ in query], segments)
+        return [
+            (w, [f for f in query if segments[w].start - step <= f[0] < segments[w].end])
+            for w in sorted(buckets)
+        ]
+
+    def compare_segment(
+        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offset: float | None = None
+    ) -> SegmentResult:
+        """Clip frames around `stored`'s window (times on the original's timeline) against it."""
+        score, cell_d, glob_d, used = self.search(query, stored, offset)
+        return self.decide(stored, used, score, cell_d, glob_d)
+
+    def compare(
+        self,
+        query: Sequence[TimedFrame],
+        segments: Sequence[SegmentEmbedding],
+        offset: float | None = None,
+        estimate: bool = True,
+    ) -> list[SegmentResult]:
+        """Clip frames (times on the original's timeline, any density) against the stored windows.
+
+        A window is compared when some clip frame falls in it (`assign_windows`), using the clip
+        frames up to a step beyond its ends. The timing offset is `offset` when given, else
+        estimated once from all of `query` (one alignment run) when `estimate`, else searched
+        per window.
+        """
+        if offset is None and estimate:
+            offset = self.estimate_offset(query, segments)
+        return [
+            self.compare_segment(near, segments[w], offset) for w, near in self._near_frames(query, segments)
+        ]
+
+    def compare_span(
+        self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding], offset: float | None = None
+    ) -> SpanResult:
+        """One clip segment as the verifier's `Comparer` reports it: worst window, union of regions.
+
+        Pass the run's `offset` (`estimate_offset` over all the run's frames, once): a short span
+        says little about timing by itself, so without it each window is searched on its own.
+        """
+        windows = self.compare(query, segments, offset, estimate=False)
+        if not windows:
+            return SpanResult(distance=1.0, tampered=True, regions=[[0.0, 0.0, 1.0, 1.0]], windows=[])
+        flagged = np.zeros((GRID, GRID), dtype=bool)
+        for w in windows:
+            flagged |= w.flagged
+        tampered = any(w.tampered for w in windows)
+        return SpanResult(
+            distance=max(w.distance for w in windows),
+            tampered=tampered,
+            regions=regions_of(flagged) if tampered else [],
+            windows=windows,
+        )
+
+
+def assign_windows(times: Sequence[float], segments: Sequence[SegmentEmbedding]) -> dict[int, list[int]]:
+    """Window index → indexes of the clip times that fall in it.
+
+    A window holding samples at start, start + 1/4, ... covers [start - 1/8, end - 1/8): the
+    clip's own 4 fps samples land up to half a step either side of the original's. Times outside
+    every window go to the nearest one when within half a step of it, else nowhere.
+    """
+    half = 0.5 / SAMPLE_FPS
+    out: dict[int, list[int]] = {}
+    if not segments:
+        return out
+    starts = np.array([s.start for s in segments]) - half
+    ends = np.array([s.end for s in segments]) - half
+    for i, t in enumerate(times):
+        inside = np.flatnonzero((starts <= t) & (t < ends))
+        if inside.size:
+            w = int(inside[0])
+        else:
+            gaps = np.maximum(starts - t, t - ends)
+            w = int(np.argmin(gaps))
+            if gaps[w] > half:
+                continue
+        out.setdefault(w, []).append(i)
+    return out
+
+
+_default: TripletComparer | None = None
+
+
+def default_comparer() -> TripletComparer:
+    """The comparer with the shipped weights, loaded once per process."""
+    global _default
+    if _default is None:
+        _default = TripletComparer()
+    return _default
+
+
+def embed_video_frames(frames: list[tuple[float, np.ndarray]]) -> list[SegmentEmbedding]:
+    """What registration stores (fingerprint v2): segment embeddings of an original's 4 fps frames."""
+    return default_comparer().embed_video_frames(frames)
+
+
+def encode_segments(segments: Sequence[SegmentEmbedding], model_version: str) -> bytes:
+    """A self-describing block: magic, layout version, model version (16 hex chars), fps, count, records.
+
+    Each record: start and end in ms (u32 each), frame count (u8), the quantised embedding.
+    """
+    version = model_version.encode("ascii")[:16].ljust(16, b"\0")
+    parts = [_SEGMENTS_HEADER.pack(_SEGMENTS_MAGIC, 1, version, SAMPLE_FPS, len(segments))]
+    for s in segments:
+        parts.append(_SEGMENT_RECORD.pack(round(s.start * 1000), round(s.end * 1000), s.frames, quantise(s)))
+    return b"".join(parts)
+
+
+def decode_segments(data: bytes) -> tuple[str, list[SegmentEmbedding]]:
+    """Inverse of `encode_segments`: (model version, segments); raises ValueError when malformed."""
+    if len(data) < _SEGMENTS_HEADER.size:
+        raise ValueError("too short for a segment block")
+    magic, layout, version, _fps, count = _SEGMENTS_HEADER.unpack_from(data)
+    if magic != _SEGMENTS_MAGIC or layout != 1:
+        raise ValueError("not a version 1 segment block")
+    if len(data) != _SEGMENTS_HEADER.size + count * _SEGMENT_RECORD.size:
+        raise ValueError(f"length {len(data)} does not match {count} segment records")
+    segments = [
+        dequantise(payload, start_ms / 1000, end_ms / 1000, frames)
+        for start_ms, end_ms, frames, payload in _SEGMENT_RECORD.iter_unpack(data[_SEGMENTS_HEADER.size :])
+    ]
+    return version.rstrip(b"\0").decode("ascii"), segments

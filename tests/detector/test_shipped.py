@@ -1,0 +1,72 @@
+"""The shipped weights: they load, reproduce their recorded evaluation, and separate real clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector import evaluate
+from detector.comparer import TripletComparer
+from detector.model import WEIGHTS_DIR, WEIGHTS_FILE, dequantise, load_weights, quantise
+from generator import tampers, variants
+from tests.samples import sample_clip
+
+
+@pytest.fixture(scope="module")
+def comparer() -> TripletComparer:
+    return TripletComparer(load_weights(WEIGHTS_FILE))
+
+
+def test_weights_are_small_and_match_their_metrics(comparer: TripletComparer) -> None:
+    assert WEIGHTS_FILE.stat().st_size < 5 * 1024 * 1024
+    metrics = json.loads((WEIGHTS_DIR / "metrics.json").read_text())
+    evaluation = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())
+    assert metrics["model_version"] == evaluation["model_version"] == comparer.version
+    assert comparer.cell_threshold > 0 and 0 < comparer.threshold < 2
+
+
+def test_shipped_weights_reproduce_the_recorded_slice(comparer: TripletComparer) -> None:
+    recorded = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())["slice"]
+    got = evaluate.evaluate_slice(comparer)
+    assert got["benign_segments"] == recorded["benign_segments"]
+    assert got["tampered_segments"] == recorded["tampered_segments"]
+    assert abs(got["scores_mean"] - recorded["scores_mean"]) <= 0.01
+    assert abs(got["auc"] - recorded["auc"]) <= 0.02
+    assert abs(got["tpr_at_1pct_fpr"] - recorded["tpr_at_1pct_fpr"]) <= 0.05
+    assert abs(got["iou_detected"] - recorded["iou_detected"]) <= 0.05
+
+
+def _sampled(path: Path) -> list[tuple[float, np.ndarray]]:
+    return [(t + 0.1, rgb) for t, rgb in evaluate.sample_file(path, 8.0, phase=0.05)]
+
+
+def test_bikes_benign_copy_is_closer_than_a_tampered_one(comparer: TripletComparer, tmp_path: Path) -> None:
+    bikes = sample_clip("bikes.mp4")
+    variants.reencode(bikes, tmp_path / "copy.mp4", crf=32)
+    truth = tampers.paste_region(
+        bikes, tmp_path / "edit.mp4", 3.0, 2.0, (0.35, 0.3, 0.3, 0.35), patch="frame"
+    )
+    original = evaluate.sample_file(bikes)
+    stored = [
+        dequantise(quantise(s), s.start, s.end, s.frames) for s in comparer.embed_video_frames(original)
+    ]
+    assert len(stored) == 10 and all(s.frames == 4 for s in stored)
+    # The clip sampled at 8 fps on its own clock, and placed 0.1 s off by the aligner.
+    benign = comparer.compare(_sampled(tmp_path / "copy.mp4"), stored)
+    edited = comparer.compare(_sampled(tmp_path / "edit.mp4"), stored)
+    assert len(benign) == len(edited) == 10
+    assert not any(w.tampered for w in benign)
+    for b, e in zip(benign, edited, strict=True):
+        inside = truth.ranges[0][0] <= b.start < truth.ranges[0][1]
+        if inside:  # seconds 3 and 4: the copy-move is there
+            assert e.tampered and e.distance > 0.5 > b.distance
+            assert e.distance > b.distance + 0.1
+            x, y, w, h = truth.regions[0]
+            flagged_centres = np.argwhere(e.flagged)
+            centre_y, centre_x = (flagged_centres.mean(axis=0) + 0.5) / 8
+            assert x <= centre_x <= x + w and y <= centre_y <= y + h
+        else:
+            assert not e.tampered
