@@ -41,6 +41,26 @@ bench: setup
 	$(BIN)/python -m bench.anchoring
 	$(BIN)/python -m bench.index --sizes 10000,100000
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.anchoring --apis 2
+	$(BIN)/python -m bench.load
 
 clean-var:
 	rm -rf var
+
+# The generator's shipped face-swap weights (carphone ← astronaut, float16) and swap.json beside
+# them: fixed seed, one torch thread, at most 2000 steps or 18 minutes of this CPU.
+.PHONY: swap-weights
+swap-weights: setup
+	$(BIN)/python -m generator.train --out generator/weights/swap.pt --steps 2000 --minutes 18 --seed 0 --threads 1
+
+# The learned comparer's shipped weights (detector/weights/): train (< 30 min on this CPU, face-swap
+# negatives from generator/weights/swap.pt), then evaluate on held-out footage next to the baseline.
+# detector-weights-without-swaps makes the "before face-swap negatives" model it is compared with.
+.PHONY: detector-weights detector-weights-without-swaps
+detector-weights: setup
+	$(BIN)/python -m detector.train --seed 0 --swaps on
+	$(BIN)/python -m detector.evaluate --before detector/weights/without_swaps/evaluation.json
+
+detector-weights-without-swaps: setup
+	$(BIN)/python -m detector.train --seed 0 --swaps off --out detector/weights/without_swaps
+	$(BIN)/python -m detector.evaluate --weights detector/weights/without_swaps/model.pt

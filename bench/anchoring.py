@@ -1,7 +1,11 @@
 """Registrations per second through the API with batched anchoring, and gas per registration,
 against anchoring each registration in its own transaction — side by side in one run.
 
-    python -m bench.anchoring [--registrations 3000] [--concurrency 32] [--per-item 200]
+    python -m bench.anchoring [--registrations 3000] [--concurrency 32] [--per-item 200] [--apis N]
+
+With `--apis N` (N > 1) the registrations go round-robin to N API processes (`serve --role api`)
+with one worker (`serve --role worker`) anchoring, on a fresh PostgreSQL database; otherwise to
+one `serve` process with the embedded defaults (SQLite).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,6 +34,7 @@ from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
 from tests.e2e.server import running_server
+from tests.e2e.topology import topology
 from tests.samples import sample_clip
 
 
@@ -50,14 +57,18 @@ def signed_manifests(n: int, key: Ed25519PrivateKey) -> list[dict[str, str]]:
 
 
 async def post_all(
-    url: str, headers: dict[str, str], forms: list[dict[str, str]], concurrency: int
+    urls: list[str], headers: dict[str, str], forms: list[dict[str, str]], concurrency: int
 ) -> list[str]:
     queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     for form in forms:
         queue.put_nowait(form)
     ids: list[str] = []
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+            await work(http)
+
+    async def work(http: httpx.AsyncClient) -> None:
         while not queue.empty():
             form = queue.get_nowait()
             # Multipart, as camera apps send it: URL-encoding 30 kB of base64 costs more than the request.
@@ -66,9 +77,24 @@ async def post_all(
                 raise RuntimeError(r.text)
             ids.append(r.json()["id"])
 
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
     return ids
+
+
+@contextmanager
+def servers(root: Path, env: dict[str, str], apis: int) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The API URLs and the admin headers: one embedded process, or `apis` API processes + a worker."""
+    if apis <= 1:
+        with running_server(root / "var", extra_env=env) as server:
+            yield [server.url], admin_of(server.data_dir)
+        return
+    # The topology starts its own anvil; point it at ours so the gas figures read one chain.
+    with topology(root / "multi", apis=apis, workers=1, extra_env=env) as topo:
+        yield [p.url for p in topo.apis if p.url], topo.admin_headers()
+
+
+def admin_of(data_dir: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
 
 
 def main() -> None:
@@ -76,6 +102,13 @@ def main() -> None:
     parser.add_argument("--registrations", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--per-item", type=int, default=200)
+    parser.add_argument("--apis", type=int, default=1, help="API processes (>1: PostgreSQL + a worker)")
+    parser.add_argument(
+        "--rate-limit-storage",
+        default="auto",
+        help="auto (the database with PostgreSQL: one counter row per key that every request updates) "
+        "or memory (per process)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, AnvilProcess() as anvil:
@@ -84,30 +117,33 @@ def main() -> None:
             "PROVENANCE_CHAIN_RPC": anvil.rpc_url,
             "PROVENANCE_ANCHOR_MAX_LEAVES": "1000",
             "PROVENANCE_ANCHOR_INTERVAL_S": "3600",
+            # Throughput, not the per-key limits, is measured here.
+            "PROVENANCE_RATE_LIMIT_DEFAULT": "100000/second;6000000/minute",
+            "PROVENANCE_RATE_LIMIT_STORAGE": args.rate_limit_storage,
         }
-        with running_server(Path(tmp) / "var", extra_env=env) as server:
-            admin = {"Authorization": f"Bearer {(server.data_dir / 'admin.key').read_text().strip()}"}
+        with servers(Path(tmp), env, args.apis) as (urls, admin):
+            url = urls[0]
             key = Ed25519PrivateKey.generate()
             raw = raw_public_key(key.public_key())
             httpx.post(
-                f"{server.url}/v1/devices",
+                f"{url}/v1/devices",
                 headers=admin,
                 json={"name": "bench", "public_key": base64.b64encode(raw).decode()},
             ).raise_for_status()
-            r = httpx.post(
-                f"{server.url}/v1/clients", headers=admin, json={"name": "bench", "scope": "camera"}
-            )
+            r = httpx.post(f"{url}/v1/clients", headers=admin, json={"name": "bench", "scope": "camera"})
             camera = {"Authorization": f"Bearer {r.json()['api_key']}"}
             forms = signed_manifests(args.registrations, key)
 
             started = time.perf_counter()
-            ids = asyncio.run(post_all(server.url, camera, forms, args.concurrency))
+            ids = asyncio.run(post_all(urls, camera, forms, args.concurrency))
             accepted = time.perf_counter() - started
-            full = (len(ids) + 1) // 1000 * 1000  # +1: the device enrolment is a leaf too
-            contract = httpx.get(f"{server.url}/health").json()["chain"]["contract"]
+            leaves = len(ids) + 1  # the device enrolment is a leaf too
+            contract = httpx.get(f"{url}/health").json()["chain"]["contract"]
             reader = ChainClient(anvil.rpc_url, None, contract_address=contract)
-            while reader.latest_tree_size() < full:
+            # Batches close at 1,000 waiting leaves only, so the last (< 1,000) stay unanchored here.
+            while leaves - reader.latest_tree_size() >= 1000:
                 time.sleep(0.2)
+            full = reader.latest_tree_size()
             anchored = time.perf_counter() - started
 
         events = reader.contract.events.Anchored().get_logs(from_block=0)
@@ -125,7 +161,12 @@ def main() -> None:
         ]
         per_item = statistics.mean(gas)
 
-    print(f"registrations: {len(ids)} at concurrency {args.concurrency}")
+    where = (
+        "1 process (embedded, SQLite)"
+        if args.apis <= 1
+        else f"{args.apis} API processes + 1 worker (PostgreSQL)"
+    )
+    print(f"registrations: {len(ids)} at concurrency {args.concurrency} through {where}")
     print(f"{'':32}{'value':>14}")
     print(f"{'accepted per second (API)':32}{len(ids) / accepted:>14.1f}")
     print(f"{'anchored per second (end to end)':32}{full / anchored:>14.1f}")

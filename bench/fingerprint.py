@@ -5,7 +5,9 @@ All three are measured in the same run on the same clip (bigbuckbunny.mp4, 720p 
 default), each repeated and summarised by its median, so the ratios hold on any machine:
 
 - decode: every frame decoded with the settings `provenance.media` uses, none converted;
-- fingerprint: `compute_fingerprint` (probe, sampled decoding at 4 fps, PDQ and grid);
+- fingerprint: `compute_fingerprint` (probe, sampled decoding at 4 fps, PDQ and grid, and the
+  version 2 segment embeddings: a forward pass of the triplet network per sampled frame);
+- fingerprint-v1: the same without embeddings (what a verifier computes of a clip);
 - naive: every frame converted to RGB at full size and PDQ-hashed.
 """
 
@@ -22,7 +24,7 @@ import av
 import pdqhash
 
 from provenance.core.config import DecodeLimits
-from provenance.fingerprint import compute_fingerprint
+from provenance.fingerprint import VERSION_1, compute_fingerprint
 
 
 def default_clip() -> Path:
@@ -63,6 +65,10 @@ def fingerprint(path: Path) -> int:
     return len(compute_fingerprint(path, limits=DecodeLimits(), sample_fps=4.0).frames)
 
 
+def fingerprint_v1(path: Path) -> int:
+    return len(compute_fingerprint(path, limits=DecodeLimits(), sample_fps=4.0, version=VERSION_1).frames)
+
+
 def _timed(run: Callable[[Path], int], path: Path) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds of the whole process (all decoder threads), frames."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -80,6 +86,7 @@ def main() -> None:
     runs: dict[str, Callable[[Path], int]] = {
         "decode": decode_only,
         "fingerprint": fingerprint,
+        "fingerprint-v1": fingerprint_v1,
         "naive": naive,
     }
     for run in runs.values():  # warm file cache and lazy imports outside the timings
@@ -97,14 +104,15 @@ def main() -> None:
     cpu = {name: statistics.median(values) for name, values in cpus.items()}
 
     print(f"clip: {path.name}; median of {args.repeat} interleaved runs; cpu = all threads of the process")
-    print(f"{'method':<12} {'frames':>7} {'wall s':>8} {'x decode':>9} {'cpu s':>8} {'x decode':>9}")
+    print(f"{'method':<14} {'frames':>7} {'wall s':>8} {'x decode':>9} {'cpu s':>8} {'x decode':>9}")
     for name in runs:
         print(
-            f"{name:<12} {counts[name]:7d} {wall[name]:8.3f} {wall[name] / wall['decode']:9.2f}"
+            f"{name:<14} {counts[name]:7d} {wall[name]:8.3f} {wall[name] / wall['decode']:9.2f}"
             f" {cpu[name]:8.3f} {cpu[name] / cpu['decode']:9.2f}"
         )
     print(
-        f"wall: fingerprint/decode = {wall['fingerprint'] / wall['decode']:.2f}, "
+        f"wall: fingerprint/decode = {wall['fingerprint'] / wall['decode']:.2f} "
+        f"(v1: {wall['fingerprint-v1'] / wall['decode']:.2f}), "
         f"naive/decode = {wall['naive'] / wall['decode']:.2f}"
     )
 

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from provenance.fingerprint import FINGERPRINT_VERSION, GRID_BYTES, Fingerprint, FrameHash
+from provenance.fingerprint import GRID_BYTES, VERSION_1, Fingerprint, FrameHash
 from provenance.index import MATCH_DISTANCE, FrameIndex
 
 _BATCH = 20_000  # originals per add_batch call
@@ -44,7 +44,7 @@ def _fingerprint(codes: np.ndarray) -> Fingerprint:
         FrameHash(t=k / 4, pdq=codes[k].tobytes(), quality=100, grid=grid) for k in range(len(codes))
     )
     return Fingerprint(
-        version=FINGERPRINT_VERSION,
+        version=VERSION_1,
         kind="video",
         width=640,
         height=360,

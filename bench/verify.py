@@ -9,9 +9,13 @@ timed, that is registration). Measured in one run, interleaved, median of `--rep
 - decode: every frame of the clip decoded with the settings `provenance.media` uses
   (`bench.fingerprint.decode_only`), none converted;
 - verify: `compute_fingerprint` of the clip (bounded decode, sampling at 4 fps, PDQ and grid)
-  plus `verify_fingerprint` (index search, alignment, segment comparison, verdict).
+  plus `verify_fingerprint` (index search, alignment, segment comparison, verdict) with the
+  PDQ/grid comparer;
+- verify (learned): the same with the learned comparer forced against the originals' version 2
+  embeddings: the decode samples 8 fps, keeps those frames (64x64) for the network and hashes the
+  4 fps ones; the comparer embeds the clip's frames per stored window.
 
-Target: verify / decode <= 2.
+Target: verify / decode <= 2, for each comparer.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from pathlib import Path
 from bench.fingerprint import decode_only, default_clip
 from generator.variants import reencode
 from provenance.core.config import DecodeLimits
-from provenance.fingerprint import Fingerprint, compute_fingerprint
+from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
 from provenance.index import FrameIndex
 from provenance.verify.compare import PdqGridComparer
+from provenance.verify.learned import ComparerPolicy, fingerprint_clip
 from provenance.verify.verdict import Outcome, verify_fingerprint
 
 LIMITS = DecodeLimits()
@@ -60,23 +65,44 @@ def main() -> None:
     original = default_clip()
     index, prints = _registered(original)
     comparer = PdqGridComparer()
+    learned = ComparerPolicy("learned")
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "bunny-reencoded.mp4"
         reencode(original, clip, crf=args.crf, preset=args.preset)
-        split: dict[str, list[float]] = {"fingerprint": [], "match": []}
+        split: dict[str, list[float]] = {
+            "fingerprint": [],
+            "match": [],
+            "fingerprint (learned)": [],
+            "match (learned)": [],
+        }
         outcome: Outcome | None = None
+        learned_outcome: Outcome | None = None
 
         def verify(path: Path) -> int:
             nonlocal outcome
             t0 = time.perf_counter()
-            query = compute_fingerprint(path, limits=LIMITS)
+            query = compute_fingerprint(path, limits=LIMITS, version=VERSION_1)
             t1 = time.perf_counter()
             outcome = verify_fingerprint(query, index, prints.__getitem__, comparer)
             split["fingerprint"].append(t1 - t0)
             split["match"].append(time.perf_counter() - t1)
             return len(query.frames)
 
-        runs: dict[str, Callable[[Path], int]] = {"decode": decode_only, "verify": verify}
+        def verify_learned(path: Path) -> int:
+            nonlocal learned_outcome
+            t0 = time.perf_counter()
+            query, clip = fingerprint_clip(path, learned, limits=LIMITS)
+            t1 = time.perf_counter()
+            learned_outcome = verify_fingerprint(query, index, prints.__getitem__, learned.factory(clip))
+            split["fingerprint (learned)"].append(t1 - t0)
+            split["match (learned)"].append(time.perf_counter() - t1)
+            return len(clip or ())
+
+        runs: dict[str, Callable[[Path], int]] = {
+            "decode": decode_only,
+            "verify": verify,
+            "verify-learned": verify_learned,
+        }
         for run in runs.values():  # warm the file cache and lazy imports outside the timings
             run(clip)
         split = {name: [] for name in split}
@@ -90,9 +116,8 @@ def main() -> None:
 
     decode_s = statistics.median(samples["decode"])
     verify_s = statistics.median(samples["verify"])
-    assert outcome is not None
-    result = outcome.to_json()
-    match = result["match"] or {}
+    learned_s = statistics.median(samples["verify-learned"])
+    assert outcome is not None and learned_outcome is not None
     print(
         f"clip: {original.name} re-encoded (x264 {args.preset}, crf {args.crf}), "
         f"median of {args.repeat} runs each"
@@ -103,14 +128,24 @@ def main() -> None:
         f"{'verify end to end':<22} {verify_s:8.3f} {verify_s / decode_s:9.2f}   "
         f"({counts['verify']} frames hashed)"
     )
+    print(
+        f"{'verify, learned':<22} {learned_s:8.3f} {learned_s / decode_s:9.2f}   "
+        f"({counts['verify-learned']} frames kept at 8 fps)"
+    )
     for name, values in split.items():
         seconds = statistics.median(values)
-        print(f"{'  of which ' + name:<22} {seconds:8.3f} {seconds / decode_s:9.2f}")
-    print(
-        f"verdict: {result['verdict']} ({result['confidence']:.2f}), "
-        f"registration {match.get('registration_id')}, original range {match.get('original_range')}"
-    )
+        print(f"{'  of which ' + name:<31} {seconds:8.3f} {seconds / decode_s:9.2f}")
+    for label, found in (("pdq-grid", outcome), ("learned", learned_outcome)):
+        result = found.to_json()
+        match = result["match"] or {}
+        used = found.comparer.to_json() if found.comparer else None
+        print(
+            f"verdict ({label}): {result['verdict']} ({result['confidence']:.2f}), "
+            f"registration {match.get('registration_id')}, original range {match.get('original_range')}, "
+            f"comparer {used}"
+        )
     print(f"verify/decode = {verify_s / decode_s:.2f} (target <= 2)")
+    print(f"verify (learned)/decode = {learned_s / decode_s:.2f} (target <= 2)")
 
 
 if __name__ == "__main__":

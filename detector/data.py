@@ -649,6 +649,20 @@ def sample_benign(rng: np.random.Generator, kind: str = "mixed") -> Benign:
     raise ValueError(f"unknown benign kind {kind!r}")
 
 
+# Share of training positives drawn as one strong component (`BENIGN_KINDS`) rather than `mixed`.
+# A mixed chain rarely applies every colour change at once, or a crop without anything else to
+# blur it; copies made by one tool do, and they were the largest false positives (colour, crop).
+SINGLE_KIND_SHARE = 0.4
+_SINGLE_KINDS = tuple(k for k in BENIGN_KINDS if k not in ("mixed", "identity"))
+
+
+def sample_positive_chain(rng: np.random.Generator) -> Benign:
+    """A benign chain for a training positive: usually `mixed`, sometimes one strong component."""
+    if rng.random() < SINGLE_KIND_SHARE:
+        return sample_benign(rng, str(rng.choice(_SINGLE_KINDS)))
+    return sample_benign(rng)
+
+
 def _crop(rng: np.random.Generator) -> tuple[float, float, float, float]:
     """Up to 5% off each side: a re-framed copy (10% of each dimension at most)."""
     left, top, right, bottom = (float(v) for v in rng.uniform(0, 0.05, size=4))
@@ -676,6 +690,8 @@ class ExtraTriplet:
     fake: list[np.ndarray]
     truth: list[np.ndarray]
     kind: str = "extra"
+    # The picture shown, so a batch does not take other takes of it for foreign content.
+    source: str = "extra"
 
 
 class Donors:
@@ -1046,7 +1062,7 @@ class TripletSampler:
             self.weights["extra"] = weight
 
     def _kind(self) -> str:
-        kinds = list(self.weights)
+        kinds = [k for k in self.weights if k != "extra" or self.extra or self.extra_sources]
         p = np.array([self.weights[k] for k in kinds], dtype=np.float64)
         return kinds[int(self.rng.choice(len(kinds), p=p / p.sum()))]
 
@@ -1060,23 +1076,23 @@ class TripletSampler:
             chain = replace(sample_benign(rng), codec=None, jpeg=0)
         else:
             frames = [footage.frame(t) for t in times]
-            chain = sample_benign(rng)
+            chain = sample_positive_chain(rng)
         out, _ = chain.apply_segment(frames)
         return prepared_segment(out)[0]
 
-    def _extra(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _extra(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
         rng = self.rng
         pool = len(self.extra) + len(self.extra_sources)
         pick = int(rng.integers(0, pool))
         item = self.extra[pick] if pick < len(self.extra) else self.extra_sources[pick - len(self.extra)](rng)
         anchor = prepared_segment(item.original)[0]
-        positive, _ = sample_benign(rng).apply_segment(item.original)
+        positive, _ = sample_positive_chain(rng).apply_segment(item.original)
         chain = sample_benign(rng)
         negative, masks = chain.apply_segment(item.fake, list(item.truth))
         neg, prepared = prepared_segment(negative, masks)
         assert prepared is not None
         cells = np.max([cell_fractions(m, GRID) for m in prepared], axis=0)
-        return anchor, prepared_segment(positive)[0], neg, cells
+        return anchor, prepared_segment(positive)[0], neg, cells, item.source
 
     def sample(self) -> Triplet:
         return self.sample_group(1)[0]
@@ -1090,8 +1106,8 @@ class TripletSampler:
         rng = self.rng
         kinds = [self._kind() for _ in range(count)]
         if kinds[0] == "extra":
-            anchor, positive, negative, cells = self._extra()
-            return [Triplet(anchor, positive, negative, cells, "extra", "extra")]
+            anchor, positive, negative, cells, source = self._extra()
+            return [Triplet(anchor, positive, negative, cells, "extra", source)]
         footage = self.footage[int(rng.integers(0, len(self.footage)))]
         t0 = float(rng.uniform(0, max(footage.duration - SEGMENT_SECONDS, 0)))
         anchor = prepared_segment([footage.frame(t) for t in anchor_times(t0)])[0]

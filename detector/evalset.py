@@ -68,7 +68,7 @@ class Scored:
     detail: dict[str, float] = field(default_factory=dict)
 
 
-def _truth_box(masks: np.ndarray) -> list[float] | None:
+def truth_box(masks: np.ndarray) -> list[float] | None:
     """Bounding box, normalised, of where the prepared masks (T, S, S) say pixels were altered."""
     union = masks.max(axis=0)
     for level in (0.5, 0.25):
@@ -144,7 +144,7 @@ def make_windows(
                 out, masks = chain.apply_segment(tampered.frames, list(tampered.masks))
                 _, prepared = data.prepared_segment(out, masks)
                 assert prepared is not None
-                box = _truth_box(prepared) if tampered.spatial else None
+                box = truth_box(prepared) if tampered.spatial else None
                 queries.append(Query(out, mapped, True, kind, box, dict(tampered.detail)))
             produced += 1
             yield Window(item.name, t0, original, context, queries)

@@ -53,8 +53,23 @@ def strip_bars(rgb: np.ndarray) -> np.ndarray:
     return rgb[top:bottom, left:right]
 
 
+class Prepared(np.ndarray):
+    """A frame `prepare` already made: `prepare` passes it through.
+
+    Callers that hold many frames until they compare them (a verifier keeping a clip's samples)
+    keep these 64x64 squares instead of the analysis-size frames.
+    """
+
+
+def prepare_frame(rgb: np.ndarray, side: int = SIDE) -> Prepared:
+    """`prepare`, marked as done so the comparer does not strip and resize it again."""
+    return prepare(rgb, side).view(Prepared)
+
+
 def prepare(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
     """(side, side, 3) uint8: bars stripped, then area-resized, as the network's input."""
+    if isinstance(rgb, Prepared) and rgb.shape == (side, side, 3):
+        return rgb.view(np.ndarray)
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB frame (H, W, 3), not shape {rgb.shape}")

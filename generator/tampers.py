@@ -9,6 +9,7 @@ its range is the zero-length ``(cut, cut)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,11 +25,23 @@ PatchKind = Literal["texture", "solid", "frame"]
 
 @dataclass(frozen=True)
 class TamperTruth:
-    """Altered output seconds ``(start, end)`` and altered regions (normalised ``[x, y, w, h]``)."""
+    """Altered output seconds ``(start, end)`` and altered regions (normalised ``[x, y, w, h]``).
+
+    `measures` carries what a generator measured of its own fake (e.g. how close a face swap's
+    PDQ hashes stayed to the original's), for the evaluation to report beside detection.
+    """
 
     ranges: list[tuple[float, float]]
     regions: list[list[float]] = field(default_factory=list)
     kind: str = ""
+    measures: dict[str, float] = field(default_factory=dict)
+
+
+class NotApplicable(Exception):
+    """This fake cannot be made of this original (e.g. a face swap of a clip without a face).
+
+    The evaluation records the message as the reason it skipped the attack.
+    """
 
 
 def _check_box(box: Box) -> None:
@@ -104,6 +117,77 @@ def paste_region(
     write_clip(dst, frames, clip.fps)
     region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
     return TamperTruth(ranges=[_span(indexes, float(clip.fps))], regions=[region], kind=f"paste {patch}")
+
+
+def _edit_box(
+    src: Path, dst: Path, start: float, duration: float, box: Box, edit: Callable[[np.ndarray], np.ndarray]
+) -> tuple[list[float], tuple[float, float]]:
+    """Apply `edit` to the `box` pixels of every frame in [start, start + duration); (region, span)."""
+    _check_box(box)
+    clip = read_clip(src)
+    width, height = clip.size
+    x0, y0, x1, y1 = _pixel_box(box, width, height)
+    indexes = _frame_range(clip, start, duration)
+    frames = list(clip.frames)
+    for i in indexes:
+        frame = frames[i].copy()
+        frame[y0:y1, x0:x1] = edit(frame)[y0:y1, x0:x1]
+        frames[i] = frame
+    write_clip(dst, frames, clip.fps)
+    region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    return region, _span(indexes, float(clip.fps))
+
+
+def inpaint_region(
+    src: Path,
+    dst: Path,
+    start: float = 3.0,
+    duration: float = 2.0,
+    box: Box = (0.3, 0.3, 0.3, 0.35),
+    *,
+    radius: int = 5,
+) -> TamperTruth:
+    """Erase what is inside `box` by inpainting it from its surroundings (object removal).
+
+    OpenCV's Telea inpainting fills the box from the pixels around it, frame by frame: the edit
+    that makes a person or a sign disappear without a visible patch.
+    """
+
+    def erase(frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = _pixel_box(box, width, height)
+        mask = np.zeros((height, width), np.uint8)
+        mask[y0:y1, x0:x1] = 255
+        return np.asarray(cv2.inpaint(frame, mask, radius, cv2.INPAINT_TELEA))
+
+    region, span = _edit_box(src, dst, start, duration, box, erase)
+    return TamperTruth(ranges=[span], regions=[region], kind="inpaint")
+
+
+def recolour_region(
+    src: Path,
+    dst: Path,
+    start: float = 3.0,
+    duration: float = 2.0,
+    box: Box = (0.3, 0.3, 0.3, 0.35),
+    *,
+    hue_shift: int = 60,
+    saturation: float = 1.6,
+) -> TamperTruth:
+    """Change the colour of what is inside `box` (a red car made blue): hue turned, saturation raised.
+
+    Unlike the benign `variants.colour`, which grades the whole frame, this changes one object, so
+    brightness and structure stay and only the colour says something else.
+    """
+
+    def recolour(frame: np.ndarray) -> np.ndarray:
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV).astype(np.int32)
+        hsv[..., 0] = (hsv[..., 0] + hue_shift) % 180  # OpenCV's 8-bit hue runs 0..179
+        hsv[..., 1] = np.clip(np.maximum(hsv[..., 1], 60) * saturation, 0, 255)
+        return np.asarray(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB))
+
+    region, span = _edit_box(src, dst, start, duration, box, recolour)
+    return TamperTruth(ranges=[span], regions=[region], kind="recolour")
 
 
 def _other_frames(other: Path, count: int, fps: float, width: int, height: int) -> list[np.ndarray]:

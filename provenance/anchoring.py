@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,17 @@ class ChainRuntime:
             self.anvil.stop()
 
     def ensure_contract(self) -> None:
-        """Attach to the recorded registry, deploy one on a first start, or notice a chain that forgot it."""
+        """Attach to the recorded registry, deploy one on a first start, or notice a chain that forgot it.
+
+        Under a cross-process lock: several processes starting at once, or noticing one chain loss,
+        deploy one registry between them.
+        """
+        from provenance.jobs import CONTRACT_LOCK, pg_lock
+
+        with pg_lock(self.engine, CONTRACT_LOCK):
+            self._ensure_contract()
+
+    def _ensure_contract(self) -> None:
         assert self.client is not None
         client = self.client
         with session_scope(self.engine) as session:
@@ -238,7 +249,11 @@ def anchor_once(engine: Engine, runtime: ChainRuntime, cache: log.TreeCache) -> 
 
 
 class Batcher:
-    """Anchors every `anchor_interval_s` seconds, or sooner once `anchor_max_leaves` leaves wait."""
+    """Anchors every `anchor_interval_s` seconds, or sooner once `anchor_max_leaves` leaves wait.
+
+    With several worker processes each runs a Batcher, and only the one holding the batcher's
+    leader lock anchors; when it dies another takes over within a poll.
+    """
 
     def __init__(
         self, engine: Engine, runtime: ChainRuntime, cache: log.TreeCache, settings: Settings
@@ -252,6 +267,10 @@ class Batcher:
         self._thread: threading.Thread | None = None
         self.status = "idle"
         self.last_error: str | None = None
+        from provenance.jobs import BATCHER_LOCK, LeaderLock
+
+        self.leader = LeaderLock(engine, BATCHER_LOCK)
+        self._led = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="anchor-batcher", daemon=True)
@@ -261,10 +280,19 @@ class Batcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        self.leader.release()
 
     def _run(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(0.2):
+            if not self.leader.held():
+                self.status = "standby"
+                self._led = False
+                self._stop.wait(1.0)
+                continue
+            if not self._led and self.engine.dialect.name == "postgresql":
+                logger.warning("process %d now leads anchoring", os.getpid())
+            self._led = True
             try:
                 with session_scope(self.engine) as session:
                     waiting = pending_leaves(session)

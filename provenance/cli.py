@@ -20,6 +20,7 @@ from provenance import fingerprint as fp
 from provenance.client import DEFAULT_SERVER, Api, ClientError, resolve_api_key
 from provenance.core.config import get_settings
 from provenance.core.errors import DomainError
+from provenance.core.secrets import InsecureSecret
 from provenance.core.timeutil import utcnow
 
 app = typer.Typer(
@@ -39,6 +40,8 @@ c2pa_app = typer.Typer(help="Content Credentials (C2PA).", no_args_is_help=True)
 app.add_typer(c2pa_app, name="c2pa")
 eval_app = typer.Typer(help="Continuous evaluation of detection.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+generate_app = typer.Typer(help="The in-house generator: fakes that test detection.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -64,6 +67,8 @@ def one_line_errors() -> Iterator[None]:
         fail(str(exc))
     except DomainError as exc:
         fail(f"{exc.code}: {exc.detail}", 2)
+    except InsecureSecret as exc:
+        fail(str(exc), 2)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
 
@@ -110,17 +115,45 @@ def sha256_file(path: Path) -> str:
 # --- server ---
 
 
+RoleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--role",
+        envvar="PROVENANCE_ROLE",
+        help="all: one process with the embedded defaults; api: HTTP only, jobs to the shared queue; "
+        "worker: batcher and queued jobs (api and worker need PostgreSQL and PROVENANCE_CHAIN_RPC)",
+    ),
+]
+
+
 @app.command()
-def serve() -> None:
-    """Run the API with the embedded defaults (SQLite under ./var)."""
+def serve(role: RoleOpt = None) -> None:
+    """Run the API with the embedded defaults (SQLite under ./var), or one role of a scaled-out service."""
     import uvicorn
 
     from provenance.demo import seed_demo
     from provenance.service import open_service
 
     settings = get_settings()
-    service = open_service(settings)
-    demo = seed_demo(service) if settings.demo else None
+    if role is not None:
+        if role not in ("all", "api", "worker"):
+            fail(f"--role must be all, api or worker, not {role!r}", 2)
+        settings = settings.model_copy(update={"role": role})
+    try:
+        service = open_service(settings)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if settings.role == "worker":
+        from provenance.jobs import run_worker
+
+        out.print(f"[bold]provenance worker[/] taking jobs from {settings.resolved_database_url}")
+        service.start()
+        try:
+            run_worker(service)
+        finally:
+            service.stop()
+        return
+    demo = seed_demo(service) if settings.demo and settings.role == "all" else None
     base = f"http://{settings.host}:{settings.port}"
     key_file = settings.data_dir / "admin.key"
     out.print(f"[bold]provenance[/] listening on {base}  (API docs: {base}/docs)")
@@ -142,6 +175,35 @@ def serve() -> None:
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
 
 
+@app.command()
+def health(
+    server: ServerOpt = DEFAULT_SERVER,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="check this host's worker (its heartbeat file) instead")
+    ] = False,
+    max_age: Annotated[
+        float, typer.Option("--max-age", help="seconds a worker heartbeat stays fresh")
+    ] = 30.0,
+) -> None:
+    """Exit 0 when the server (or this host's worker) is alive: for container health checks."""
+    if worker:
+        from provenance.jobs import worker_alive
+
+        if not worker_alive(get_settings().data_dir, max_age):
+            fail("no worker on this host has beaten recently")
+        out.print("worker alive")
+        return
+    import httpx
+
+    try:
+        response = httpx.get(f"{server.rstrip('/')}/health", timeout=5)
+    except httpx.HTTPError as exc:
+        fail(f"{server} does not answer: {exc}")
+    if response.status_code != 200:
+        fail(f"{server}/health answered {response.status_code}")
+    out.print(response.json().get("status", "?"), markup=False)
+
+
 # --- clients ---
 
 
@@ -157,6 +219,57 @@ def client_create(
     with one_line_errors():
         created = api(server, api_key).request("POST", "/v1/clients", json={"name": name, "scope": scope})
     emit(created, as_json, lambda: out.print(created["api_key"], markup=False))
+
+
+@client_app.command("rotate")
+def client_rotate(
+    client_id: str,
+    grace: Annotated[
+        float, typer.Option("--grace", help="seconds the old key keeps working (0: stops at once)")
+    ] = 86400.0,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a new key for a client (admin); the new key is printed once."""
+    with one_line_errors():
+        rotated = api(server, api_key).request(
+            "POST", f"/v1/clients/{client_id}/rotate", json={"grace_seconds": grace}
+        )
+    emit(rotated, as_json, lambda: out.print(rotated["api_key"], markup=False))
+
+
+@client_app.command("revoke")
+def client_revoke(
+    client_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Revoke a client (admin): all its keys stop working."""
+    with one_line_errors():
+        client = api(server, api_key).request("POST", f"/v1/clients/{client_id}/revoke")
+    emit(
+        client, as_json, lambda: out.print(f"revoked {client['id']} at {client['revoked_at']}", markup=False)
+    )
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit log of admin actions, newest first (admin)."""
+    with one_line_errors():
+        page = api(server, api_key).request("GET", "/v1/audit", params={"limit": limit})
+
+    def text() -> None:
+        for event in page["events"]:
+            out.print(
+                f"{event['at']}  {event['action']:<14} {event['target_id']}  by {event['actor_id']}",
+                markup=False,
+            )
+
+    emit(page, as_json, text)
 
 
 # --- devices ---
@@ -224,6 +337,45 @@ def device_revoke(
     )
 
 
+@device_app.command("rotate")
+def device_rotate(
+    device_key: Annotated[Path, typer.Option("--device-key", help="the current private key file")],
+    new_key: Annotated[
+        Path, typer.Option("--new-key", help="the successor's private key file (device init)")
+    ],
+    effective_at: Annotated[
+        str | None, typer.Option("--effective-at", help="ISO 8601; the current key is revoked from then")
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand a device over to a successor key, signed with its current key (camera scope)."""
+    from provenance.core.timeutil import iso, parse_iso, utcnow
+    from provenance.registry import rotation_statement
+    from provenance.signing import device_id_for, load_private_key, raw_public_key, sign_manifest
+
+    with one_line_errors():
+        try:
+            current, successor = load_private_key(device_key), load_private_key(new_key)
+            when = iso(parse_iso(effective_at)) if effective_at else iso(utcnow())
+        except ValueError as exc:
+            fail(str(exc), 2)
+        device_id = device_id_for(raw_public_key(current.public_key()))
+        new_public = base64.b64encode(raw_public_key(successor.public_key())).decode()
+        signature = sign_manifest(rotation_statement(device_id, new_public, when), current)
+        device = api(server, api_key).request(
+            "POST",
+            f"/v1/devices/{device_id}/rotate",
+            json={"new_public_key": new_public, "effective_at": when, "signature": signature},
+        )
+    emit(
+        device,
+        as_json,
+        lambda: out.print(f"rotated {device_id} -> {device['id']} from {when}", markup=False),
+    )
+
+
 # --- fingerprint and register (what runs on the device) ---
 
 
@@ -249,6 +401,9 @@ def fingerprint(
         "sample_fps": result.sample_fps,
         "frames": len(result.frames),
         "bytes": len(encoded),
+        # Version 2: the learned comparer's per-window embeddings and the weights they came from.
+        "segments": len(result.segments()[1]) if result.embeddings is not None else 0,
+        "embedding_model": result.segments()[0] if result.embeddings is not None else None,
     }
     emit(
         info,
@@ -493,19 +648,135 @@ def print_evaluation(body: dict[str, Any]) -> None:
 
     for name, row in body["metrics"]["attacks"].items():
         if row["kind"] == "tamper":
+            pdq = f"  PDQ-only pass {num(row['pdq_frame_pass_rate'])}" if "pdq_frame_pass_rate" in row else ""
             out.print(
-                f"  {name:15} detected {num(row['detection_rate'])}  time IoU {num(row['time_iou'])}"
-                f"  region IoU {num(row['region_iou'])}  (n={row['n']})",
+                f"  {name:17} detected {num(row['detection_rate'])}  time IoU {num(row['time_iou'])}"
+                f"  region IoU {num(row['region_iou'])}{pdq}  (n={row['n']})",
                 markup=False,
             )
         else:
             out.print(
-                f"  {name:15} false positives {num(row['false_positive_rate'])}  (n={row['n']})", markup=False
+                f"  {name:17} false positives {num(row['false_positive_rate'])}  (n={row['n']})", markup=False
             )
+    for name, reasons in body["metrics"].get("skipped", {}).items():
+        out.print(f"  skipped {name}: {'; '.join(reasons)}", markup=False)
+    evasion = body["metrics"].get("evasion")
+    if evasion:
+        out.print(
+            f"evasive face swaps: {num(evasion['pdq_frame_pass_rate'])} of frames pass a PDQ-only match "
+            f"(plain swaps {num(evasion['plain_swap_pdq_frame_pass_rate'])}); "
+            f"verification flags {num(evasion['flagged_rate'])} of them (n={evasion['n']})",
+            markup=False,
+        )
     health = body["health"]
     out.print(
         f"status: {health['status']}" + "".join(f"\n  {r}" for r in health.get("reasons", [])), markup=False
     )
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+
+
+@generate_app.command("swap")
+def generate_swap(
+    source: Annotated[
+        Path,
+        typer.Option("--source", help="the face to insert: a folder of face images, one image, or a video"),
+    ],
+    target: Annotated[Path, typer.Option("--target", help="the video whose face is replaced")],
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the fake (.mp4, .mov or .mkv)")],
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="swap weights (default: the shipped generator/weights/swap.pt)"),
+    ] = None,
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            help="training steps when no weights fit the source (fine-tuning when they fit another target)",
+        ),
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    evade_steps: Annotated[
+        int, typer.Option("--evade-steps", help="fine-tune so the fake keeps the target's PDQ hashes")
+    ] = 0,
+    save_weights: Annotated[
+        Path | None, typer.Option("--save-weights", help="keep the weights trained for this source")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put the face of SOURCE into the TARGET video (the classic deepfake autoencoder, on CPU).
+
+    Weights trained for this source are used as they are for their own target and fine-tuned for
+    `--steps` on another; without fitting weights a model is trained for `--steps` steps."""
+    for name, path in (("source", source), ("target", target)):
+        if not path.exists():
+            fail(f"not_found: the {name} {path} does not exist", 2)
+    if not target.is_file():
+        fail(f"generate_bad_input: the target {target} is not a video file", 2)
+    if out_file.suffix.lower() not in VIDEO_SUFFIXES:
+        fail(f"generate_bad_input: --out must end in {', '.join(VIDEO_SUFFIXES)}, not {out_file.name}", 2)
+    if steps < 0 or evade_steps < 0 or threads < 1:
+        fail("generate_bad_input: --steps and --evade-steps must be >= 0 and --threads >= 1", 2)
+    if weights is not None and not weights.is_file():
+        fail(f"not_found: the weights {weights} do not exist", 2)
+
+    import torch
+
+    from generator.swap import DEFAULT_WEIGHTS
+    from generator.swap import generate_swap as make_swap
+
+    torch.set_num_threads(threads)
+    with one_line_errors():
+        try:
+            result = make_swap(
+                source,
+                target,
+                out_file,
+                weights or DEFAULT_WEIGHTS,
+                steps,
+                seed=seed,
+                progress=not as_json and err.is_terminal,
+                save_weights=save_weights,
+                evade_steps=evade_steps,
+            )
+        except ValueError as exc:
+            out_file.unlink(missing_ok=True)
+            fail(f"generate_bad_input: {exc}", 2)
+    if not any(result.changed):
+        out_file.unlink(missing_ok=True)
+        fail(f"generate_no_face: no face found in {target}", 2)
+    info = {
+        "out": str(result.path),
+        "frames": result.frame_count,
+        "frames_swapped": sum(result.changed),
+        "fps": float(result.fps),
+        "width": result.width,
+        "height": result.height,
+        "trained": result.trained,
+        "training_steps": result.metrics.get("steps", 0),
+        "weights": str(result.weights) if result.weights else None,
+        "evasion": result.metrics.get("evasion"),
+        "truth": {"ranges": result.truth().ranges, "regions": result.truth().regions},
+    }
+
+    def text() -> None:
+        how = f"trained {info['training_steps']} steps" if result.trained else f"weights {info['weights']}"
+        out.print(
+            f"wrote {result.path}: {info['frames_swapped']} of {info['frames']} frames swapped, "
+            f"{result.width}x{result.height} at {info['fps']:.2f} fps ({how})",
+            markup=False,
+        )
+        evasion = info["evasion"]
+        if evasion:
+            out.print(
+                f"PDQ evasion: {evasion['within_before']:.0%} -> {evasion['within_after']:.0%} of swapped "
+                f"frames within distance {evasion['threshold']} of the original",
+                markup=False,
+            )
+
+    emit(info, as_json, text)
 
 
 def main() -> None:

@@ -18,14 +18,19 @@ class ClientError(Exception):
 
 
 def resolve_api_key(explicit: str | None) -> str | None:
-    """--api-key, then PROVENANCE_API_KEY, then the admin key a local first start wrote."""
+    """--api-key, then PROVENANCE_API_KEY, then PROVENANCE_API_KEY_FILE, then the admin key a local
+    first start wrote; key files must be private to their owner (mode 0600)."""
+    from provenance.core.secrets import read_secret_file
+
     if explicit:
         return explicit
     if os.environ.get("PROVENANCE_API_KEY"):
         return os.environ["PROVENANCE_API_KEY"]
+    if os.environ.get("PROVENANCE_API_KEY_FILE"):
+        return read_secret_file(Path(os.environ["PROVENANCE_API_KEY_FILE"]), "PROVENANCE_API_KEY_FILE")
     key_file = get_settings().data_dir / "admin.key"
     if key_file.is_file():
-        return key_file.read_text().strip()
+        return read_secret_file(key_file, "admin key file")
     return None
 
 

@@ -17,13 +17,15 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 import generator
 from generator import tampers, variants
+from generator.weights import SWAP_WEIGHTS as DEFAULT_SWAP_WEIGHTS
 from provenance import fingerprint as fp
 from provenance import registry
 from provenance.core.db import session_scope
@@ -71,6 +73,8 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("replace_range", "tamper", lambda s, o, d, t: tampers.replace_range(s, o, d, *_span(t))),
     Attack("remove_range", "tamper", lambda s, o, d, t: tampers.remove_range(s, d, *_span(t))),
     Attack("insert_frames", "tamper", lambda s, o, d, t: tampers.insert_frames(s, o, d, *_span(t))),
+    Attack("inpaint", "tamper", lambda s, o, d, t: tampers.inpaint_region(s, d, *_span(t), box=PASTE_BOX)),
+    Attack("recolour", "tamper", lambda s, o, d, t: tampers.recolour_region(s, d, *_span(t), box=PASTE_BOX)),
     Attack("reencode", "benign", lambda s, o, d, t: variants.reencode(s, d, bitrate=150_000)),
     Attack("downscale", "benign", lambda s, o, d, t: variants.downscale(s, d, 0.5)),
     Attack("letterbox", "benign", lambda s, o, d, t: variants.letterbox(s, d)),
@@ -85,6 +89,41 @@ def register_attack(attack: Attack) -> None:
     """Let later generators (face swaps, evasive swaps) join the evaluation."""
     global ATTACKS
     ATTACKS = (*tuple(a for a in ATTACKS if a.name != attack.name), attack)
+
+
+# The shipped face-swap weights (`make swap-weights`); an evaluation run never trains the swap.
+SWAP_WEIGHTS: Path = DEFAULT_SWAP_WEIGHTS
+# Steps of the evasive swap's fine-tuning against each original's PDQ hashes: the attack itself.
+EVADE_STEPS: int = 100
+
+
+def _swap(evade: bool) -> Make:
+    """A face swap of the original by the shipped weights (globals read per call: tests move them).
+
+    `generator.campaign` (torch) is imported on first use, not when the service starts.
+    """
+
+    def make(src: Path, other: Path, dst: Path, duration: float) -> Truth:
+        from generator import campaign
+
+        return campaign.face_swap(src, dst, weights=SWAP_WEIGHTS, evade_steps=EVADE_STEPS if evade else 0)
+
+    return make
+
+
+register_attack(Attack("face_swap", "tamper", _swap(False)))
+register_attack(Attack("evasive_face_swap", "tamper", _swap(True)))
+
+
+def generator_version() -> str:
+    """The generator's code version and the first 12 hex digits of the swap weights it uses."""
+    digest = weights_digest()
+    return f"{generator.__version__}+swap.{digest[:12] if digest else 'none'}"
+
+
+def weights_digest() -> str | None:
+    """SHA-256 of the swap weights the evaluation uses, None when there are none."""
+    return hashlib.sha256(SWAP_WEIGHTS.read_bytes()).hexdigest() if SWAP_WEIGHTS.is_file() else None
 
 
 def _merge(ranges: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
@@ -138,7 +177,8 @@ def score(attack: Attack, truth: Truth, result: dict[str, Any], registration_id:
         return {"false_positive": float(not (result.get("verdict") == "authentic" and right_original))}
     assert isinstance(truth, tampers.TamperTruth)
     detected = result.get("verdict") == "tampered" and right_original
-    sample = {"detected": float(detected)}
+    sample = {"detected": float(detected), "authentic": float(result.get("verdict") == "authentic")}
+    sample.update(truth.measures)
     if detected:
         sample["time_iou"] = time_iou(match.get("tampered_ranges", []), truth.ranges)
         if truth.regions:
@@ -149,7 +189,19 @@ def score(attack: Attack, truth: Truth, result: dict[str, Any], registration_id:
     return sample
 
 
-def summarise(samples: dict[str, list[dict[str, float]]], kinds: dict[str, Kind]) -> dict[str, Any]:
+def summarise(
+    samples: dict[str, list[dict[str, float]]],
+    kinds: dict[str, Kind],
+    skipped: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """Per attack and overall rates; `skipped` (attack → reasons) is kept beside them.
+
+    Tamper rows also carry `authentic_rate` (passed as authentic: the worst miss) and the means
+    of the generator's own measures (PDQ pass rates of face swaps); `evasion` sums up the
+    evasive swap: how often it passes a PDQ-only match and how often verification still flags it.
+    """
+    skipped = skipped or {}
+
     def mean(values: list[float]) -> float | None:
         return round(sum(values) / len(values), 4) if values else None
 
@@ -164,7 +216,11 @@ def summarise(samples: dict[str, list[dict[str, float]]], kinds: dict[str, Kind]
                 "detection_rate": mean([r["detected"] for r in rows]),
                 "time_iou": mean([r["time_iou"] for r in rows if "time_iou" in r]),
                 "region_iou": mean([r["region_iou"] for r in rows if "region_iou" in r]),
+                "authentic_rate": mean([r["authentic"] for r in rows if "authentic" in r]),
             }
+            for measure in sorted({k for r in rows for k in r if k.startswith("pdq_")}):
+                key = "pdq_clip_pass_rate" if measure == "pdq_clip_pass" else measure
+                attacks[name][key] = mean([r[measure] for r in rows if measure in r])
             detected += [r["detected"] for r in rows]
         else:
             attacks[name] = {
@@ -173,7 +229,9 @@ def summarise(samples: dict[str, list[dict[str, float]]], kinds: dict[str, Kind]
                 "false_positive_rate": mean([r["false_positive"] for r in rows]),
             }
             false_positives += [r["false_positive"] for r in rows]
-    return {
+        if skipped.get(name):
+            attacks[name]["skipped"] = skipped[name]
+    metrics: dict[str, Any] = {
         "attacks": attacks,
         "overall": {
             "tamper_detection_rate": mean(detected),
@@ -183,6 +241,20 @@ def summarise(samples: dict[str, list[dict[str, float]]], kinds: dict[str, Kind]
             else round(1 - sum(false_positives) / len(false_positives), 4),
         },
     }
+    if skipped:
+        metrics["skipped"] = {name: reasons for name, reasons in skipped.items() if reasons}
+    evasive, plain = attacks.get("evasive_face_swap"), attacks.get("face_swap")
+    if evasive and evasive["n"]:
+        metrics["evasion"] = {
+            "n": evasive["n"],
+            "pdq_frame_pass_rate": evasive.get("pdq_frame_pass_rate"),
+            "pdq_clip_pass_rate": evasive.get("pdq_clip_pass_rate"),
+            "flagged_rate": evasive["detection_rate"],
+            "passed_as_authentic_rate": evasive["authentic_rate"],
+            "plain_swap_pdq_frame_pass_rate": plain.get("pdq_frame_pass_rate") if plain else None,
+            "plain_swap_flagged_rate": plain["detection_rate"] if plain else None,
+        }
+    return metrics
 
 
 def degraded_reasons(metrics: dict[str, Any], floors: dict[str, float]) -> list[str]:
@@ -283,7 +355,7 @@ class Evaluator:
             started_at=utcnow(),
             status="running",
             comparer=f"{comparer.name}-{comparer.version}",
-            generator=generator.__version__,
+            generator=generator_version(),
         )
         with self._lock:
             with session_scope(self.engine) as session:
@@ -308,6 +380,7 @@ class Evaluator:
         client_id = self._client_id()
         registrations = [self._registration_for(o, key) for o in originals]
         samples: dict[str, list[dict[str, float]]] = {a.name: [] for a in chosen}
+        skipped: dict[str, list[str]] = {}
         with tempfile.TemporaryDirectory(dir=self.settings.data_dir) as tmp:
             for i, (original, registration_id) in enumerate(zip(originals, registrations, strict=True)):
                 other = originals[(i + 1) % len(originals)]
@@ -316,14 +389,22 @@ class Evaluator:
                 ).duration
                 for attack in chosen:
                     out = Path(tmp) / f"{attack.name}-{i}{original.suffix}"
-                    truth = attack.make(original, other, out, duration)
+                    try:
+                        truth = attack.make(original, other, out, duration)
+                    except tampers.NotApplicable as exc:
+                        skipped.setdefault(attack.name, []).append(str(exc))
+                        if progress:
+                            progress(f"{attack.name} on {original.name}: skipped, {exc}")
+                        continue
                     sha = hashlib.sha256(out.read_bytes()).hexdigest()
                     verification = self.service.verifier.submit(client_id, out, out.name, sha)
                     result = json.loads(verification.result or "{}")
                     samples[attack.name].append(score(attack, truth, result, registration_id))
                     if progress:
                         progress(f"{attack.name} on {original.name}: {result.get('verdict')}")
-        return summarise(samples, {a.name: a.kind for a in chosen})
+        metrics = summarise(samples, {a.name: a.kind for a in chosen}, skipped)
+        metrics["swap_weights"] = weights_digest()
+        return metrics
 
     # --- history and health ---
 
@@ -373,12 +454,42 @@ class Evaluator:
     # --- schedule ---
 
     def start(self) -> None:
-        if self.settings.eval_interval_s > 0:
-            self._thread = threading.Thread(target=self._loop, name="evaluation", daemon=True)
+        role = self.settings.role
+        if self.settings.eval_interval_s > 0 and role != "api":
+            target = self._loop if role == "all" else self._queue_loop
+            self._thread = threading.Thread(target=target, name="evaluation", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def start_run(self) -> None:
+        """A run on demand: on the shared queue beyond one machine, else in a thread of this process."""
+        queue = getattr(self.service, "queue", None)
+        if queue is not None:
+            queue.defer_evaluation()
+        else:
+            threading.Thread(target=self.run, name="evaluation-on-demand", daemon=True).start()
+
+    def _queue_loop(self) -> None:
+        """Workers: the one holding the schedule's leader lock puts a run on the queue when one is due
+        (due from the stored history, so a new leader keeps the old one's rhythm)."""
+        from provenance.jobs import SCHEDULE_LOCK, LeaderLock
+
+        leader = LeaderLock(self.engine, SCHEDULE_LOCK)
+        interval = self.settings.eval_interval_s
+        while not self._stop.wait(min(interval, 5.0)):
+            try:
+                if not leader.held():
+                    continue
+                with Session(self.engine) as session:
+                    latest = session.exec(select(func.max(EvaluationRun.started_at))).one()
+                age = None if latest is None else utcnow() - latest.replace(tzinfo=latest.tzinfo or UTC)
+                if age is None or age.total_seconds() >= interval:
+                    self.service.queue.defer_evaluation()
+            except Exception:  # the database may be restarting; the schedule goes on
+                logger.warning("evaluation schedule could not check or defer a run", exc_info=True)
+        leader.release()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.eval_interval_s):

@@ -1,4 +1,6 @@
-"""Fingerprint version 1: per-frame PDQ hashes and grid descriptors, the same code on client and server.
+"""Fingerprints: per-frame PDQ hashes and grid descriptors (v1), plus learned segment embeddings (v2).
+
+The same code runs on client and server.
 
 A camera computes the fingerprint on the device and signs it; the server recomputes it from the
 uploaded bytes and accepts the registration only when the two agree (`agreement`). A verifier
@@ -41,6 +43,19 @@ Binary encoding (`Fingerprint.encode`, little-endian): magic ``b"PVFP"``, versio
 (u8: 0 video, 1 image), width, height (u32, display size), duration (u32 ms), sample_fps (f64),
 frame count (u32), grid rows and cols (u8 each); then one fixed-size record per frame:
 timestamp (u32 ms), PDQ (32 bytes, the standard PDQ hex order), quality (u8), grid (1280 bytes).
+
+Version 2 is version 1 (header with version 2, the same frame records) followed by the
+embedding block of the triplet-network comparer: its length (u32), the block as
+`detector.comparer.encode_segments` writes it (``b"PVSE"``, model version, one 553-byte record
+per ~1 s window of four sampled frames) and its CRC-32 (u32). The embeddings sit *inside* the
+versioned binary, so the digest the device signs, the transparency log and the chain anchor
+cover them: a verifier trusts stored embeddings exactly as much as the frame hashes, and a
+registration stays one blob (no schema change). The CRC catches a damaged block with a clear
+error before anything reads it. The windows must start at frames 0, 4, 8, ... of the record
+list with those frames' times: embeddings and hashes describe the same samples. v2 needs 4 fps
+sampling (what the network was trained on); `compute_fingerprint` falls back to v1 otherwise.
+Verifiers compare with the learned comparer only when the block's model version is the loaded
+weights' (`provenance.verify.learned`); v1 fingerprints still parse, register and verify.
 """
 
 from __future__ import annotations
@@ -49,9 +64,11 @@ import hashlib
 import itertools
 import math
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -59,9 +76,16 @@ import pdqhash
 
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
+from provenance.media import _T_EPS as T_EPS
 from provenance.media import MAX_SAMPLE_FPS, open_media
 
-FINGERPRINT_VERSION = 1
+if TYPE_CHECKING:
+    from detector.model import SegmentEmbedding
+
+# The version `compute_fingerprint` makes by default; VERSION_1 (frame hashes only) still parses.
+FINGERPRINT_VERSION = 2
+VERSION_1 = 1
+VERSIONS = (1, 2)
 MAGIC = b"PVFP"
 # Frames are analysed at most this large: PDQ and the grid both average the picture down to
 # 64x64 and 32x32 anyway, and swscale's downscale is far cheaper than hashing a 720p frame.
@@ -85,10 +109,14 @@ _BAR_MIN_KEEP = 0.4
 AGREE_PDQ = 10
 AGREE_T_MS = 1
 AGREE_GRID_CELL = 12.0
+# Largest distance (unit vectors, 0..2) between a claimed and a recomputed segment embedding: a
+# tenth of what the comparer's calibrated thresholds (~0.4) call a change.
+AGREE_EMBEDDING = 0.05
 
 _KINDS = ("video", "image")
 _HEADER = struct.Struct("<4sBBIIIdIBB")
 _RECORD = struct.Struct(f"<I{PDQ_BYTES}sB{GRID_BYTES}s")
+_U32_FIELD = struct.Struct("<I")
 _U32 = 2**32
 
 
@@ -132,8 +160,17 @@ class Fingerprint:
     duration: float
     sample_fps: float
     frames: tuple[FrameHash, ...]
+    # Version 2 only: the encoded embedding block (`detector.comparer.encode_segments`).
+    embeddings: bytes | None = None
+    _decoded: list[tuple[str, list[SegmentEmbedding]]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"unknown fingerprint version {self.version!r}")
+        if (self.version >= 2) != (self.embeddings is not None):
+            raise ValueError("a version 2 fingerprint, and only it, carries an embedding block")
         if self.kind not in _KINDS:
             raise ValueError(f"kind is one of {_KINDS}, not {self.kind!r}")
         for name, value in (("version", self.version), ("width", self.width), ("height", self.height)):
@@ -150,6 +187,36 @@ class Fingerprint:
         times = [round(f.t * 1000) for f in self.frames]
         if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError("frame timestamps must increase")
+        if self.embeddings is not None:
+            self._check_segments(times)
+
+    def _check_segments(self, times: Sequence[int]) -> None:
+        """The block parses and its windows are the frames' groups of four (raises ValueError)."""
+        from detector.comparer import FRAMES_PER_SEGMENT, SAMPLE_FPS, decode_segments
+
+        if not math.isclose(self.sample_fps, SAMPLE_FPS):
+            raise ValueError(f"embeddings need {SAMPLE_FPS:g} fps sampling, not {self.sample_fps:g}")
+        assert self.embeddings is not None
+        try:
+            model_version, segments = decode_segments(self.embeddings)
+        except ValueError as exc:
+            raise ValueError(f"embedding block malformed: {exc}") from None
+        starts = times[::FRAMES_PER_SEGMENT]
+        if len(segments) != len(starts):
+            raise ValueError(f"{len(segments)} embedded segments for {len(times)} frames, not {len(starts)}")
+        for k, (segment, start_ms) in enumerate(zip(segments, starts, strict=True)):
+            expected = min(FRAMES_PER_SEGMENT, len(times) - k * FRAMES_PER_SEGMENT)
+            if abs(round(segment.start * 1000) - start_ms) > AGREE_T_MS or segment.frames != expected:
+                raise ValueError(f"embedded segment {k} does not cover frames {k * FRAMES_PER_SEGMENT}..")
+            if segment.end <= segment.start:
+                raise ValueError(f"embedded segment {k} ends before it starts")
+        self._decoded.append((model_version, segments))
+
+    def segments(self) -> tuple[str, list[SegmentEmbedding]]:
+        """(model version, segment embeddings) of a version 2 fingerprint, parsed once."""
+        if not self._decoded:
+            raise ValueError(f"a version {self.version} fingerprint has no embeddings")
+        return self._decoded[0]
 
     def encode(self) -> bytes:
         """Compact versioned binary form; what the device signs and the digest covers."""
@@ -168,6 +235,10 @@ class Fingerprint:
             )
         ]
         parts.extend(_RECORD.pack(round(f.t * 1000), f.pdq, f.quality, f.grid) for f in self.frames)
+        if self.embeddings is not None:
+            parts.append(_U32_FIELD.pack(len(self.embeddings)))
+            parts.append(self.embeddings)
+            parts.append(_U32_FIELD.pack(zlib.crc32(self.embeddings)))
         return b"".join(parts)
 
     @classmethod
@@ -183,18 +254,20 @@ class Fingerprint:
         )
         if magic != MAGIC:
             raise FingerprintMalformed("not a fingerprint (wrong magic)")
-        if version != FINGERPRINT_VERSION:
+        if version not in VERSIONS:
             raise FingerprintMalformed(f"unknown fingerprint version {version}")
         if kind >= len(_KINDS):
             raise FingerprintMalformed(f"unknown media kind {kind}")
         if (rows, cols) != (GRID_ROWS, GRID_COLS):
             raise FingerprintMalformed(f"grid of {rows}x{cols} is not the version 1 grid")
-        if len(data) != _HEADER.size + count * _RECORD.size:
+        frames_end = _HEADER.size + count * _RECORD.size
+        embeddings = _embedding_block(data, frames_end) if version >= 2 else None
+        if version < 2 and len(data) != frames_end:
             raise FingerprintMalformed(f"length {len(data)} does not match {count} frame records")
         try:
             frames = tuple(
                 FrameHash(t=t_ms / 1000, pdq=pdq, quality=quality, grid=grid)
-                for t_ms, pdq, quality, grid in _RECORD.iter_unpack(data[_HEADER.size :])
+                for t_ms, pdq, quality, grid in _RECORD.iter_unpack(data[_HEADER.size : frames_end])
             )
             return cls(
                 version=version,
@@ -204,6 +277,7 @@ class Fingerprint:
                 duration=duration_ms / 1000,
                 sample_fps=sample_fps,
                 frames=frames,
+                embeddings=embeddings,
             )
         except (ValueError, struct.error) as exc:
             raise FingerprintMalformed(str(exc)) from None
@@ -213,29 +287,104 @@ class Fingerprint:
         return hashlib.sha256(self.encode()).hexdigest()
 
 
+def _embedding_block(data: bytes, offset: int) -> bytes:
+    """The length-prefixed, CRC-checked embedding block of a version 2 fingerprint at `offset`."""
+    if len(data) < offset + 2 * _U32_FIELD.size:
+        raise FingerprintMalformed("version 2 fingerprint without its embedding block")
+    (length,) = _U32_FIELD.unpack_from(data, offset)
+    start = offset + _U32_FIELD.size
+    if len(data) != start + length + _U32_FIELD.size:
+        raise FingerprintMalformed(
+            f"embedding block of {length} bytes does not fit the {len(data) - start - _U32_FIELD.size} left"
+        )
+    block = data[start : start + length]
+    (crc,) = _U32_FIELD.unpack_from(data, start + length)
+    if zlib.crc32(block) != crc:
+        raise FingerprintMalformed("embedding block corrupted: its CRC-32 does not match")
+    return block
+
+
+def version_for(sample_fps: float) -> int:
+    """The newest version a sampling rate allows: embeddings exist for 4 fps samples only."""
+    from detector.comparer import SAMPLE_FPS
+
+    return FINGERPRINT_VERSION if math.isclose(sample_fps, SAMPLE_FPS) else VERSION_1
+
+
 def compute_fingerprint(
     path: Path,
     *,
     limits: DecodeLimits,
     sample_fps: float = 4.0,
     progress: Callable[[float], None] | None = None,
+    version: int | None = None,
+    keep: Callable[[float, np.ndarray], None] | None = None,
+    keep_fps: float | None = None,
 ) -> Fingerprint:
-    """Decode `path` within `limits` and fingerprint it (raises `MediaError` on bad media)."""
+    """Decode `path` within `limits` and fingerprint it (raises `MediaError` on bad media).
+
+    `version` defaults to the newest the sampling allows (`version_for`); 2 adds the segment
+    embeddings (a forward pass of the triplet network per sampled frame). `keep`, when given,
+    sees every sampled frame (time, RGB at analysis size) as it goes: a verifier keeps what its
+    comparer needs from the same decode. With `keep_fps` (a multiple of `sample_fps`) the decode
+    samples that densely for `keep`, and only the frames the `sample_fps` rule picks are hashed:
+    the fingerprint is the same as without.
+    """
+    version = version_for(sample_fps) if version is None else version
+    if version not in VERSIONS:
+        raise ValueError(f"unknown fingerprint version {version}")
+    if version >= 2 and version_for(sample_fps) < 2:
+        raise ValueError(f"a version 2 fingerprint samples at 4 fps, not {sample_fps:g}")
+    dense = keep_fps if keep is not None and keep_fps is not None else sample_fps
+    if dense < sample_fps or not math.isclose(dense / sample_fps, round(dense / sample_fps)):
+        raise ValueError(f"keep_fps {dense:g} is not a multiple of sample_fps {sample_fps:g}")
+    embedder = _Embedder() if version >= 2 else None
+    hashes = []
+    next_k = 0  # the `sample_fps` targets, picked out of the denser sampling as media.sample does
     with open_media(path, limits) as media:
         info = media.info
-        frames = tuple(
-            hash_frame(frame.t, frame.rgb)
-            for frame in media.sample(fps=sample_fps, max_side=ANALYSIS_MAX_SIDE, progress=progress)
-        )
+        for frame in media.sample(fps=dense, max_side=ANALYSIS_MAX_SIDE, progress=progress):
+            if keep is not None:
+                keep(frame.t, frame.rgb)
+            if frame.t + T_EPS < next_k / sample_fps:
+                continue
+            next_k = math.floor(frame.t * sample_fps + T_EPS) + 1
+            hashes.append(hash_frame(frame.t, frame.rgb))
+            if embedder is not None:
+                embedder.add(hashes[-1].t, frame.rgb)
     return Fingerprint(
-        version=FINGERPRINT_VERSION,
+        version=version,
         kind=info.kind,
         width=info.width,
         height=info.height,
         duration=round(info.duration, 3),
         sample_fps=sample_fps,
-        frames=frames,
+        frames=tuple(hashes),
+        embeddings=embedder.block() if embedder is not None else None,
     )
+
+
+class _Embedder:
+    """Collects the original's sampled frames as the network sees them, then embeds them per window.
+
+    Frames are kept prepared (64x64, bars stripped), not at analysis size: a long original would
+    otherwise hold hundreds of megabytes until the end.
+    """
+
+    def __init__(self) -> None:
+        from detector.frames import prepare_frame
+
+        self._prepare = prepare_frame
+        self.frames: list[tuple[float, np.ndarray]] = []
+
+    def add(self, t: float, rgb: np.ndarray) -> None:
+        self.frames.append((t, self._prepare(rgb)))
+
+    def block(self) -> bytes:
+        from detector.comparer import default_comparer, encode_segments
+
+        comparer = default_comparer()
+        return encode_segments(comparer.embed_video_frames(self.frames), comparer.version)
 
 
 def hash_frame(t: float, rgb: np.ndarray) -> FrameHash:
@@ -358,4 +507,24 @@ def agreement(expected: Fingerprint, recomputed: Fingerprint) -> str | None:
         cell = float(grid_distances(a.grid, b.grid).max())
         if cell > AGREE_GRID_CELL:
             return f"frame {i} at {a.t:.3f} s: grid cell distance {cell:.1f} over {AGREE_GRID_CELL:g}"
+    if expected.embeddings is not None and recomputed.embeddings is not None:
+        return _embeddings_agree(expected, recomputed)
+    return None
+
+
+def _embeddings_agree(expected: Fingerprint, recomputed: Fingerprint) -> str | None:
+    """None when two version 2 fingerprints' embeddings are the same within `AGREE_EMBEDDING`."""
+    claimed_model, claimed = expected.segments()
+    model, ours = recomputed.segments()
+    if claimed_model != model:
+        return f"embeddings of model {claimed_model} claimed, this server has model {model}"
+    if len(claimed) != len(ours):
+        return f"{len(claimed)} embedded segments claimed, {len(ours)} computed"
+    for k, (a, b) in enumerate(zip(claimed, ours, strict=True)):
+        worst = max(
+            float(np.linalg.norm(a.global_vec - b.global_vec)),
+            float(np.linalg.norm(a.cells - b.cells, axis=-1).max()),
+        )
+        if worst > AGREE_EMBEDDING:
+            return f"segment {k} at {a.start:.3f} s: embedding distance {worst:.3f} over {AGREE_EMBEDDING:g}"
     return None

@@ -388,6 +388,11 @@ class MediaReader:
         except av.error.ExitError:
             raise MediaError("media_decode_timeout", "reading the media took too long") from None
         except _AV_ERRORS:
+            # The decoder refuses frames over `max_pixels` itself (before allocating them); its
+            # context then holds the size the stream switched to, which names the real reason.
+            with suppress(*_AV_ERRORS):
+                context = stream.codec_context
+                self._check_pixels(context.width or 0, context.height or 0)
             raise MediaError("media_undecodable", "the video stream could not be decoded") from None
         if self.declared_packets and packets < self.declared_packets:
             raise MediaError(

@@ -17,6 +17,8 @@ class Device(SQLModel, table=True):
     status: str = Field(default="active", max_length=16)
     enrolled_at: datetime
     revoked_at: datetime | None = None
+    # The key this one succeeds (a rotation signed by that key); None for a first enrolment.
+    predecessor_id: str | None = Field(default=None, max_length=64)
 
 
 class ApiClient(SQLModel, table=True):
@@ -28,6 +30,9 @@ class ApiClient(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True, index=True)
     created_at: datetime
     revoked_at: datetime | None = None
+    # After a rotation the old key keeps working until `previous_key_expires_at` (the grace period).
+    previous_key_hash: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    previous_key_expires_at: datetime | None = None
 
 
 class Registration(SQLModel, table=True):
@@ -146,3 +151,27 @@ class EvaluationRun(SQLModel, table=True):
     generator: str = Field(max_length=100)
     metrics: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    """One admin action (who did what to which client or device); each is also a transparency-log leaf."""
+
+    __tablename__ = "audit_events"
+
+    id: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(index=True)
+    actor_id: str = Field(max_length=64, description="the API client that acted, or 'system'")
+    action: str = Field(max_length=64, description="e.g. client.create, device.revoke")
+    target_kind: str = Field(max_length=32)
+    target_id: str = Field(index=True, max_length=64)
+    details: str = Field(sa_column=Column(Text, nullable=False), description="JSON object")
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """A fixed-window request counter shared by every API process on the same database."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: str = Field(primary_key=True, max_length=200)
+    count: int
+    expires_at: float = Field(description="Unix time the window ends")

@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from provenance import audit
 from provenance import fingerprint as fp
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
-from provenance.core.timeutil import utcnow
+from provenance.core.timeutil import iso, parse_iso, utcnow
 from provenance.ledger import log
 from provenance.models import ApiClient, Device, Registration, UsedNonce
 from provenance.signing import (
@@ -38,20 +39,90 @@ from provenance.signing import (
 # --- API clients ---
 
 
-def create_client(session: Session, name: str, scope: Scope) -> tuple[ApiClient, str]:
+def create_client(
+    session: Session, name: str, scope: Scope, actor: str | None = None
+) -> tuple[ApiClient, str]:
     """Returns the stored client and its key; the key itself is never stored."""
     key = new_api_key()
     client = ApiClient(
         id=new_id("cli"), name=name, scope=scope.value, key_hash=hash_api_key(key), created_at=utcnow()
     )
     session.add(client)
+    audit.record(session, actor, "client.create", "client", client.id, {"name": name, "scope": scope.value})
     session.flush()
     return client, key
 
 
+def get_client(session: Session, client_id: str) -> ApiClient:
+    client = session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound("client_not_found", f"no client {client_id}")
+    return client
+
+
+def rotate_client(
+    session: Session, client_id: str, grace_s: float, actor: str | None = None
+) -> tuple[ApiClient, str]:
+    """A new key for the client; the current one keeps working for `grace_s` seconds (0: not at all).
+
+    Only one previous key is kept: rotating again within the grace period ends the older one.
+    """
+    client = get_client(session, client_id)
+    if client.revoked_at is not None:
+        raise Conflict("client_revoked", f"client {client_id} is revoked")
+    key = new_api_key()
+    now = utcnow()
+    client.previous_key_hash = client.key_hash if grace_s > 0 else None
+    client.previous_key_expires_at = now + timedelta(seconds=grace_s) if grace_s > 0 else None
+    client.key_hash = hash_api_key(key)
+    session.add(client)
+    audit.record(
+        session,
+        actor,
+        "client.rotate",
+        "client",
+        client.id,
+        {
+            "grace_s": grace_s,
+            "previous_key_expires_at": (
+                iso(client.previous_key_expires_at) if client.previous_key_expires_at else None
+            ),
+        },
+    )
+    session.flush()
+    return client, key
+
+
+def revoke_client(session: Session, client_id: str, actor: str | None = None) -> ApiClient:
+    """Every key of the client stops working (within the cache TTL in other processes)."""
+    client = get_client(session, client_id)
+    if client.revoked_at is not None:
+        raise Conflict("client_already_revoked", f"client {client_id} was revoked already")
+    client.revoked_at = utcnow()
+    session.add(client)
+    audit.record(session, actor, "client.revoke", "client", client.id, {})
+    session.flush()
+    return client
+
+
+def _key_valid_until(client: ApiClient, digest: str) -> datetime | None:
+    """None for the current key (valid until rotated or revoked), else when the previous key ends."""
+    if client.key_hash == digest:
+        return None
+    return client.previous_key_expires_at
+
+
 def authenticate(session: Session, key: str) -> ApiClient | None:
-    client = session.exec(select(ApiClient).where(ApiClient.key_hash == hash_api_key(key))).first()
+    digest = hash_api_key(key)
+    client = session.exec(
+        select(ApiClient).where(
+            or_(col(ApiClient.key_hash) == digest, col(ApiClient.previous_key_hash) == digest)
+        )
+    ).first()
     if client is None or client.revoked_at is not None:
+        return None
+    until = _key_valid_until(client, digest)
+    if client.key_hash != digest and (until is None or until <= utcnow()):
         return None
     return client
 
@@ -76,11 +147,21 @@ class ClientCache:
         with session_scope(self.engine) as session:
             client = authenticate(session, key)
         if client is not None:
+            ttl = self.ttl
+            until = _key_valid_until(client, digest)
+            if until is not None:  # a previous key in its grace period: never cached past its end
+                ttl = min(ttl, (until - utcnow()).total_seconds())
             with self._lock:
                 if len(self._entries) > 10_000:
                     self._entries.clear()
-                self._entries[digest] = (client, now + self.ttl)
+                self._entries[digest] = (client, now + ttl)
         return client
+
+    def forget(self, client_id: str) -> None:
+        """Drop a client's cached keys at once (after a rotation or revocation in this process)."""
+        with self._lock:
+            for digest in [d for d, (c, _) in self._entries.items() if c.id == client_id]:
+                del self._entries[digest]
 
 
 def ensure_admin_key(engine: Engine, key_file: Path) -> str | None:
@@ -101,7 +182,7 @@ def ensure_admin_key(engine: Engine, key_file: Path) -> str | None:
 # --- devices ---
 
 
-def enroll_device(session: Session, name: str, public_key_b64: str) -> Device:
+def enroll_device(session: Session, name: str, public_key_b64: str, actor: str | None = None) -> Device:
     raw = decode_public_key(public_key_b64)
     device_id = device_id_for(raw)
     if session.get(Device, device_id) is not None:
@@ -115,6 +196,7 @@ def enroll_device(session: Session, name: str, public_key_b64: str) -> Device:
     )
     session.add(device)
     log.append(session, "device", device.id, log.device_leaf(device, "enrolled"))
+    audit.record(session, actor, "device.enroll", "device", device.id, {"name": name})
     session.flush()
     return device
 
@@ -126,7 +208,7 @@ def get_device(session: Session, device_id: str) -> Device:
     return device
 
 
-def revoke_device(session: Session, device_id: str) -> Device:
+def revoke_device(session: Session, device_id: str, actor: str | None = None) -> Device:
     device = get_device(session, device_id)
     if device.revoked_at is not None:
         raise Conflict("device_already_revoked", f"device {device_id} was revoked already")
@@ -134,8 +216,92 @@ def revoke_device(session: Session, device_id: str) -> Device:
     device.revoked_at = utcnow()
     session.add(device)
     log.append(session, "device", device.id, log.device_leaf(device, "revoked"))
+    audit.record(session, actor, "device.revoke", "device", device.id, {})
     session.flush()
     return device
+
+
+ROTATION_SCHEMA = "provenance.device-rotation/v1"
+
+
+def rotation_statement(device_id: str, new_public_key_b64: str, effective_at: str) -> dict[str, Any]:
+    """What a device signs (RFC 8785 bytes) with its current key to hand over to its successor key.
+
+    `effective_at` is the ISO 8601 text exactly as signed, so no re-rendering can break the signature.
+    """
+    return {
+        "schema": ROTATION_SCHEMA,
+        "device_id": device_id,
+        "new_public_key": new_public_key_b64,
+        "effective_at": effective_at,
+    }
+
+
+def rotate_device(
+    session: Session,
+    settings: Settings,
+    device_id: str,
+    new_public_key_b64: str,
+    signature: str,
+    effective_at_text: str,
+    actor: str | None = None,
+) -> Device:
+    """Enrol the successor key a device signed with its current key; the current key is revoked from
+    `effective_at`, so what it signed before then keeps verifying. Returns the successor device.
+
+    `effective_at` may be later than now (a planned hand-over) but not earlier than the clock skew
+    allows: taking back past signatures is an admin revocation, not a rotation.
+    """
+    device = get_device(session, device_id)
+    if device.revoked_at is not None:
+        raise Conflict("device_already_revoked", f"device {device_id} is revoked or rotated already")
+    raw = decode_public_key(new_public_key_b64)
+    try:
+        effective_at = parse_iso(effective_at_text)
+    except ValueError as exc:
+        raise DomainError("rotation_time_invalid", "effective_at is not an ISO 8601 time", 422) from exc
+    statement = rotation_statement(device.id, new_public_key_b64, effective_at_text)
+    if not verify_signature(statement, signature, device.public_key):
+        raise DomainError(
+            "rotation_signature_invalid", "the rotation is not signed by the device's current key", 422
+        )
+    now = utcnow()
+    if effective_at < now - timedelta(seconds=settings.clock_skew_s):
+        raise DomainError("rotation_time_in_past", "effective_at may not lie in the past", 422)
+    successor_id = device_id_for(raw)
+    if session.get(Device, successor_id) is not None:
+        raise Conflict("device_exists", f"device {successor_id} is already enrolled")
+    successor = Device(
+        id=successor_id,
+        name=device.name,
+        public_key=base64.b64encode(raw).decode(),
+        status="active",
+        enrolled_at=now,
+        predecessor_id=device.id,
+    )
+    device.status = "rotated"
+    device.revoked_at = effective_at
+    session.add(successor)
+    session.add(device)
+    leaf = log.device_leaf(successor, "rotated_in")
+    leaf.update(
+        predecessor_id=device.id,
+        rotation_statement=statement,
+        rotation_signature=signature,
+        effective_at=iso(effective_at),
+    )
+    log.append(session, "device", successor.id, leaf)
+    log.append(session, "device", device.id, log.device_leaf(device, "revoked"))
+    audit.record(
+        session,
+        actor,
+        "device.rotate",
+        "device",
+        device.id,
+        {"successor_id": successor.id, "effective_at": iso(effective_at)},
+    )
+    session.flush()
+    return successor
 
 
 # --- registrations ---
@@ -199,7 +365,9 @@ def _check_upload(
             sha.update(chunk)
     if sha.hexdigest() != manifest.content_sha256:
         raise DomainError("content_hash_mismatch", "the uploaded media's SHA-256 is not the manifest's", 422)
-    recomputed = fp.compute_fingerprint(upload.path, limits=settings.limits, sample_fps=claimed.sample_fps)
+    recomputed = fp.compute_fingerprint(
+        upload.path, limits=settings.limits, sample_fps=claimed.sample_fps, version=claimed.version
+    )
     reason = fp.agreement(claimed, recomputed)
     if reason is not None:
         raise DomainError(

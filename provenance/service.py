@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from provenance.anchoring import Batcher, ChainRuntime
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
+from provenance.core.secrets import resolve_secrets
 from provenance.credentials import Credentials
 from provenance.evaluation import Evaluator
+from provenance.jobs import STARTUP_LOCK, JobQueue, ensure_schema, pg_lock
 from provenance.ledger.log import TreeCache
 from provenance.models import Registration
 from provenance.verification import Matcher, Verifier
@@ -36,25 +39,48 @@ class Service:
     clients: registry.ClientCache
     credentials: Credentials
     tree_cache: TreeCache = field(default_factory=TreeCache)
+    # The shared job queue, in api and worker roles only (the embedded default runs jobs in threads).
+    queue: JobQueue | None = None
     app: FastAPI = field(init=False)
     evaluator: Evaluator = field(init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        role = self.settings.role
         self.matcher.rebuild()
+        if role != "all":
+            # Registrations made through other API processes reach this matcher by polling.
+            threading.Thread(
+                target=self.matcher.follow,
+                args=(self._stopping, self.settings.matcher_poll_s),
+                name="matcher-follow",
+                daemon=True,
+            ).start()
         self.chain.start()
-        self.batcher.start()
+        if role != "api":
+            self.batcher.start()
+        else:
+            # No batcher here to notice the chain's state: keep /health's view of it current.
+            threading.Thread(target=self._watch_chain, name="chain-watch", daemon=True).start()
         self.evaluator.start()
 
+    def _watch_chain(self) -> None:
+        while not self._stopping.wait(5.0):
+            with suppress(Exception):  # the database or the chain may be restarting; look again later
+                self.chain.check()
+
     def stop(self) -> None:
+        self._stopping.set()
         self.evaluator.stop()
         self.verifier.stop()
         self.batcher.stop()
         self.chain.stop()
+        if self.queue is not None:
+            self.queue.close()
 
     def outcome_of_file(self, path: Path) -> dict[str, Any]:
         """Match a file against the registered originals (no stored verification)."""
-        query = fp.compute_fingerprint(path, limits=self.settings.limits, sample_fps=self.settings.sample_fps)
-        return self.matcher.outcome(query)
+        return self.matcher.outcome_of_file(path, self.settings)
 
     def registered(self, registration: Registration) -> Registration:
         """Make a new registration findable by verification at once."""
@@ -65,17 +91,35 @@ class Service:
         return dict(self.chain.status)
 
     def worker_status(self) -> str:
+        if self.settings.role == "api" and self.queue is not None:
+            try:
+                return self.queue.status(self.settings.worker_stalled_s)
+            except Exception as exc:  # health reports failures rather than raising them
+                return f"queue unavailable: {type(exc).__name__}"
         return self.batcher.status
 
 
 def open_service(settings: Settings) -> Service:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Key files readable by others are refused before anything starts (InsecureSecret, a ValueError).
+    settings = resolve_secrets(settings)
     engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    key = registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
+    if settings.role != "all":
+        if engine.dialect.name != "postgresql":
+            raise ValueError(f"--role {settings.role} needs PROVENANCE_DATABASE_URL to name PostgreSQL")
+        if settings.chain_rpc is None and settings.chain_mode != "off":
+            raise ValueError(f"--role {settings.role} needs PROVENANCE_CHAIN_RPC (it starts no chain)")
+    # Several processes may start at once on one database: one migrates and makes the admin key.
+    with pg_lock(engine, STARTUP_LOCK):
+        migrate(engine)
+        key = registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
+    queue: JobQueue | None = None
+    if settings.role != "all":
+        ensure_schema(engine)
+        queue = JobQueue(engine)
     cache = TreeCache()
     chain = ChainRuntime(settings, engine)
-    matcher = Matcher(engine)
+    matcher = Matcher(engine, comparer_mode=settings.comparer)
     credentials = Credentials(settings, engine, cache)
     service = Service(
         settings=settings,
@@ -88,7 +132,10 @@ def open_service(settings: Settings) -> Service:
         clients=registry.ClientCache(engine),
         credentials=credentials,
         tree_cache=cache,
+        queue=queue,
     )
+    if queue is not None and settings.role == "api":
+        service.verifier.defer = queue.defer_verification
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

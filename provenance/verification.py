@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, func, select
 
 from provenance import fingerprint as fp
 from provenance.core.config import Settings
@@ -21,11 +25,12 @@ from provenance.core.security import new_id
 from provenance.core.timeutil import iso, utcnow
 from provenance.index import FrameIndex
 from provenance.ledger import log, merkle
-from provenance.models import Device, Registration, Verification
+from provenance.models import Device, LogEntry, Registration, Verification
 from provenance.receipts import build_receipt
 from provenance.reports import write_verification_report
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
+from provenance.verify.learned import ClipFrames, ComparerPolicy, Mode, fingerprint_clip
 from provenance.verify.verdict import verify_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -36,23 +41,75 @@ RESULT_SCHEMA = "provenance.verification/v1"
 class Matcher:
     """The in-memory index of registered frames, rebuilt from the database at start and kept current."""
 
-    def __init__(self, engine: Engine, comparer: Comparer | None = None) -> None:
+    def __init__(
+        self, engine: Engine, comparer: Comparer | None = None, comparer_mode: Mode = "auto"
+    ) -> None:
         self.engine = engine
         self.index = FrameIndex()
+        # The baseline: what version 1 registrations, and version 2 ones when the learned comparer
+        # does not qualify (PROVENANCE_COMPARER, the weights' evaluation), are compared with.
         self.comparer: Comparer = comparer or PdqGridComparer()
+        self.policy = ComparerPolicy(comparer_mode, baseline=self.comparer)
         self._load = lru_cache(maxsize=4096)(self._load_uncached)
+        self._add_lock = threading.Lock()
+        # Log entries below `_floor` are all in the index; `_seen` remembers recent highs so the
+        # floor moves only past ids old enough that no transaction still holding a lower one is open.
+        self._floor = 0
+        self._seen: list[tuple[float, int]] = []
 
     def rebuild(self) -> int:
         with Session(self.engine) as session:
+            high = session.exec(select(func.max(LogEntry.id))).one() or 0
             rows = session.exec(
                 select(Registration.id, Registration.fingerprint).order_by(col(Registration.received_at))
             ).all()
         for registration_id, data in rows:
-            self.index.add(registration_id, fp.Fingerprint.decode(data))
+            self.add(registration_id, fp.Fingerprint.decode(data))
+        # Registrations whose transactions were still open at the rebuild are at most this far behind.
+        self._floor = max(0, high - 1000)
         return len(rows)
 
     def add(self, registration_id: str, fingerprint: fp.Fingerprint) -> None:
-        self.index.add(registration_id, fingerprint)
+        with self._add_lock:
+            if registration_id not in self.index:
+                self.index.add(registration_id, fingerprint)
+
+    def catch_up(self, settle_s: float = 30.0) -> int:
+        """Add registrations made through other processes: new log entries by id, never a full rebuild.
+
+        Ids come from a sequence but commit out of order, so the scan starts at a floor that only
+        passes an id once it has been seen for `settle_s` seconds; what is already indexed is skipped.
+        """
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(LogEntry.id, LogEntry.ref_id)
+                .where(LogEntry.kind == "registration", col(LogEntry.id) > self._floor)
+                .order_by(col(LogEntry.id))
+            ).all()
+            missing = [ref for _, ref in rows if ref not in self.index]
+            fingerprints = (
+                session.exec(
+                    select(Registration.id, Registration.fingerprint).where(col(Registration.id).in_(missing))
+                ).all()
+                if missing
+                else []
+            )
+        for registration_id, data in fingerprints:
+            self.add(registration_id, fp.Fingerprint.decode(data))
+        now = time.monotonic()
+        if rows:
+            self._seen.append((now, max(i for i, _ in rows if i is not None)))
+        while self._seen and now - self._seen[0][0] >= settle_s:
+            self._floor = max(self._floor, self._seen.pop(0)[1])
+        return len(fingerprints)
+
+    def follow(self, stop: threading.Event, interval: float) -> None:
+        """Keep catching up until `stop` is set (a thread in api and worker processes)."""
+        while not stop.wait(interval):
+            try:
+                self.catch_up()
+            except Exception:  # the database may be restarting; the next poll retries
+                logger.warning("matcher could not catch up; retrying", exc_info=True)
 
     def _load_uncached(self, registration_id: str) -> fp.Fingerprint:
         with Session(self.engine) as session:
@@ -61,8 +118,17 @@ class Matcher:
             raise NotFound("registration_not_found", registration_id)
         return fp.Fingerprint.decode(registration.fingerprint)
 
-    def outcome(self, query: fp.Fingerprint) -> dict[str, Any]:
-        return verify_fingerprint(query, self.index, self._load, self.comparer).to_json()
+    def outcome(self, query: fp.Fingerprint, clip: ClipFrames | None = None) -> dict[str, Any]:
+        """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
+        outcome = verify_fingerprint(query, self.index, self._load, self.policy.factory(clip))
+        return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
+
+    def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
+        """Fingerprint a clip (keeping its frames when the learned comparer may use them) and match it."""
+        query, clip = fingerprint_clip(
+            path, self.policy, limits=settings.limits, sample_fps=settings.sample_fps
+        )
+        return self.outcome(query, clip)
 
 
 def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> dict[str, Any]:
@@ -119,6 +185,8 @@ class Verifier:
         self.matcher = matcher
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        # Beyond one machine: long verifications go to the shared queue instead of `pool`.
+        self.defer: Callable[[str, Path], object] | None = None
 
     def submit(
         self,
@@ -141,20 +209,63 @@ class Verifier:
         with session_scope(self.engine) as session:
             session.add(verification)
         if info.duration <= self.settings.verify_sync_max_s:
-            self._run(verification.id, path)
+            try:
+                self._run(verification.id, path)
+            except DomainError:
+                # Refused within the request (media that passed the header checks but not decoding):
+                # a failed request writes nothing, so the provisional row goes.
+                with session_scope(self.engine) as session:
+                    session.execute(delete(Verification).where(col(Verification.id) == verification.id))
+                raise
+        elif self.defer is not None:
+            # The workers read the clip from the shared data directory (a shared volume beyond one machine).
+            jobs_dir = self.settings.data_dir / "jobs"
+            jobs_dir.mkdir(parents=True, exist_ok=True)
+            job_path = jobs_dir / f"{verification.id}{path.suffix}"
+            shutil.move(path, job_path)
+            try:
+                self.defer(verification.id, job_path)
+            except Exception as exc:
+                job_path.unlink(missing_ok=True)
+                with suppress(Exception):
+                    self._set(verification.id, status="failed", error=json.dumps({"code": "queue_down"}))
+                raise DomainError("queue_unavailable", "the job queue is unavailable; retry", 503) from exc
         else:
             job_path = path.with_name(f"{verification.id}{path.suffix}")
             path.replace(job_path)
             self.pool.submit(self._run, verification.id, job_path, True)
         return self.get(verification.id)
 
-    def _run(self, verification_id: str, path: Path, owns_file: bool = False) -> None:
+    def run_job(self, verification_id: str, path: Path, final: bool) -> None:
+        """Run a queued verification; idempotent, so a job retried after its worker died is safe.
+
+        Unexpected errors leave it `queued` and raise, so the queue retries; the `final` attempt
+        records them as failed. The clip is deleted once the verification has an outcome.
+        """
+        if self.get(verification_id).status in ("done", "failed"):
+            path.unlink(missing_ok=True)
+            return
+        if not path.exists():
+            self._set(
+                verification_id,
+                status="failed",
+                error=json.dumps({"code": "job_media_missing", "detail": "the queued clip is gone"}),
+                finished_at=utcnow(),
+            )
+            return
+        if final:
+            self._run(verification_id, path, owns_file=True)
+            return
+        with suppress(DomainError):  # recorded as failed: bad media does not get better on a retry
+            self._run(verification_id, path, retryable=True)
+        path.unlink(missing_ok=True)
+
+    def _run(
+        self, verification_id: str, path: Path, owns_file: bool = False, retryable: bool = False
+    ) -> None:
         self._set(verification_id, status="running")
         try:
-            query = fp.compute_fingerprint(
-                path, limits=self.settings.limits, sample_fps=self.settings.sample_fps
-            )
-            outcome = self.matcher.outcome(query)
+            outcome = self.matcher.outcome_of_file(path, self.settings)
             if outcome.get("match"):
                 with Session(self.engine) as session:
                     outcome["match"].update(
@@ -181,6 +292,9 @@ class Verifier:
                 raise
         except Exception:
             logger.exception("verification %s failed", verification_id)
+            if retryable:
+                self._set(verification_id, status="queued")
+                raise
             self._set(
                 verification_id,
                 status="failed",

@@ -17,6 +17,7 @@ from generator.swap.data import file_key, load_faces, source_key, write_astronau
 from generator.swap.evasion import EvasionReport, evade_pdq
 from generator.swap.model import SwapConfig, SwapModel, load_model, save_model
 from generator.swap.training import TrainSettings, train_swap
+from generator.weights import SWAP_WEIGHTS
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 # Trained by `python -m generator.train`: carphone (A) ← astronaut (B).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "swap.pt"
+DEFAULT_WEIGHTS: Path = SWAP_WEIGHTS
 
 
 def generate_swap(

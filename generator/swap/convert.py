@@ -184,11 +184,19 @@ def swap_video(
     identity: Identity = "b",
     crf: int | None = DEFAULT_CRF,
     progress: bool = True,
+    faces: list[Face | None] | None = None,
 ) -> SwapResult:
-    """Write `target_video` with its face redrawn by `identity`'s decoder (B: the inserted face)."""
+    """Write `target_video` with its face redrawn by `identity`'s decoder (B: the inserted face).
+
+    `faces` is the face track of the video's frames when the caller has it already (tracking
+    costs more than the conversion itself).
+    """
     clip = read_clip(target_video)
     frames = clip.frames
-    faces = track_faces(frames, progress=progress)
+    if faces is None:
+        faces = track_faces(frames, progress=progress)
+    elif len(faces) != len(frames):
+        raise ValueError(f"{len(faces)} tracked faces for {len(frames)} frames of {target_video}")
     swapped, regions = swap_frames(model, frames, faces, identity=identity)
     width, height = clip.size
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,8 @@ def source_key(source: Path) -> str:
     images = source_images(source)
     if images:
         return image_key([read_image(p) for p in images])
+    if source.is_dir():
+        raise ValueError(f"{source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return file_key(source)
 
 

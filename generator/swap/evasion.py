@@ -3,10 +3,11 @@
 A verifier that only compares PDQ hashes calls a clip authentic when its frames lie within
 Hamming distance 31 of a registered original's. This fine-tunes the decoder that draws the
 inserted face so the swapped frames stay within that distance, while a second loss keeps the
-drawn face close to what the decoder drew before (it must stay a swap, not a copy of the
-original face). The hash is not differentiable; its proxy is: PDQ thresholds the 16×16
-low-frequency DCT (frequencies 1–16) of the 64×64 luma at its median, so the loss is a hinge on
-each coefficient being on the same side of the median as the original's. The whole conversion
+drawn face and its mask close to what the decoder drew before (it must stay a swap, not a copy
+of the original face; with the mask free, the fake "evades" by pasting less face). The hash is
+not differentiable; its proxy is: PDQ thresholds the 16×16 low-frequency DCT (frequencies 1–16)
+of the 64×64 luma at its median, so the loss is a hinge on each coefficient being on the same
+side of the median as the original's. The whole conversion
 (Reinhard colour transfer in Lab, feathered mask, inverse warp) is rebuilt in torch for the
 gradient; the result is measured with the real `pdqhash` on the written video.
 """
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from generator.faces import align, face_oval, track_faces
+from generator.faces import Face, align, face_oval, track_faces
 from generator.swap.augment import to_tensor
 from generator.swap.convert import SwapResult, swap_video
 from generator.swap.model import SwapModel
@@ -200,28 +201,35 @@ def evade_pdq(
     *,
     steps: int = 100,
     seed: int = 0,
-    lr: float = 2e-4,
-    keep_weight: float = 1.0,
+    lr: float = 2e-3,
+    keep_weight: float = 0.01,
     threshold: int = PDQ_MATCH,
     batch: int = 16,
     progress: bool = True,
+    faces: list[Face | None] | None = None,
 ) -> tuple[SwapModel, EvasionReport]:
     """A copy of `model` with decoder B fine-tuned against the PDQ hashes of `target_video`.
 
-    Trains on the target's own frames (the adversary has the original it fakes). Measures the
-    real PDQ distances on swapped videos written before and after.
+    Trains on the target's own frames (the adversary has the original it fakes). The defaults
+    (measured on the carphone clip with the shipped weights, 100 steps) take the mean PDQ distance
+    from 15.7 to 9.3 while the face still differs from the original's by 9 levels (10.4 before);
+    a keep weight of 1 barely moves the hashes. Measures the
+    real PDQ distances on swapped videos written before and after. `faces`: the video's face
+    track, when the caller has it (tracking is the slow part).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     clip = read_clip(target_video)
     originals = clip.frames
-    tracked = track_faces(originals)
+    tracked = track_faces(originals) if faces is None else faces
     slots = [(k, align(originals[k], face, model.config.size)) for k, face in enumerate(tracked) if face]
     if not slots:
         raise ValueError(f"no face found in {target_video}")
     with tempfile.TemporaryDirectory() as tmp:
         before = _measure(
-            swap_video(model, target_video, Path(tmp) / "before.mp4", progress=False), originals, threshold
+            swap_video(model, target_video, Path(tmp) / "before.mp4", progress=False, faces=tracked),
+            originals,
+            threshold,
         )
     tuned = copy.deepcopy(model)
     tuned.eval()
@@ -230,7 +238,7 @@ def evade_pdq(
     matrices = torch.from_numpy(np.stack([m for _, (_, m) in slots])).float()
     with torch.no_grad():
         codes = tuned.encoder(aligned)
-        reference, _ = tuned.decoder_b(codes)
+        reference, reference_mask = tuned.decoder_b(codes)
         bits = torch.from_numpy(np.stack([pdq_grid(originals[k]) for k, _ in slots]))
     region = torch.from_numpy(face_oval(model.config.size) > 0.5).float()[None, None]
     params = list(tuned.decoder_b.parameters())
@@ -245,7 +253,9 @@ def evade_pdq(
         blend = blend_mask_torch(mask)
         swapped = paste_torch(frames[pick], recoloured, blend, matrices[pick])
         evade = hash_loss(luma_dct(swapped), bits[pick])
-        keep = F.mse_loss(rgb, reference[pick])
+        # Both heads are held: left free, the mask shrinks until the original shows through,
+        # which keeps the hashes by undoing the swap.
+        keep = F.mse_loss(rgb, reference[pick]) + F.mse_loss(mask, reference_mask[pick])
         loss = evade + keep_weight * keep * 100
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,7 +266,9 @@ def evade_pdq(
     tuned.eval()
     with tempfile.TemporaryDirectory() as tmp:
         after = _measure(
-            swap_video(tuned, target_video, Path(tmp) / "after.mp4", progress=False), originals, threshold
+            swap_video(tuned, target_video, Path(tmp) / "after.mp4", progress=False, faces=tracked),
+            originals,
+            threshold,
         )
     report = EvasionReport(
         steps=steps,

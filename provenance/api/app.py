@@ -14,6 +14,7 @@ from provenance.api import problems
 from provenance.api.limits import BodySizeLimit
 from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications, web
 from provenance.core.config import Settings
+from provenance.ratelimit import RateLimiter
 
 DESCRIPTION = """Register originals at capture time, anchor them, verify clips against them.
 
@@ -27,10 +28,17 @@ def create_app(
     service: Any,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Provenance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Provenance",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=problems.PROBLEM_RESPONSES,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.service = service
+    app.state.rate_limiter = RateLimiter(settings, engine)
     problems.install(app)
     # Multipart overhead on top of the media bound.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + 1024 * 1024)

@@ -16,6 +16,7 @@ from provenance.core.db import session_scope
 from provenance.core.errors import AuthError, Forbidden
 from provenance.core.security import Scope
 from provenance.models import ApiClient
+from provenance.ratelimit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -56,6 +57,9 @@ def require(*scopes: Scope) -> Callable[..., ApiClient]:
             raise AuthError("api_key_invalid", "the API key is unknown or revoked")
         if client.scope not in allowed:
             raise Forbidden("scope_forbidden", f"this needs one of the scopes {sorted(allowed)}")
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        if limiter is not None:
+            limiter.hit(client.id, client.scope)
         return client
 
     return dependency

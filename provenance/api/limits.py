@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provenance.api.problems import problem
@@ -28,27 +30,32 @@ class BodySizeLimit:
                 return
         seen = 0
         started = False
+        tripped = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, tripped
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    tripped = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if tripped:
+                # A body parser caught _TooLarge and answers with its own error (multipart parsing
+                # turns any exception into a 400); the answer is still 413, sent once, below.
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        with suppress(_TooLarge):
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+        if tripped and not started:
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(413, "request_too_large", f"the request body exceeds {self.max_bytes} bytes")

@@ -7,6 +7,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provenance.core.errors import DomainError
@@ -20,6 +22,41 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     415: "unsupported_media_type",
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: clients branch on `code`, people read `detail`."""
+
+    type: str = Field(description="/problems/{code}")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="stable and documented; never renamed")
+
+
+_DOCUMENTED = {
+    400: "the request is malformed",
+    401: "no API key, or an unknown or revoked one",
+    403: "the key's scope does not allow this, or the device may not sign",
+    404: "no such resource",
+    409: "conflicts with what is stored (already enrolled, revoked, replayed)",
+    413: "the request body or the media exceeds a size bound",
+    415: "the body's media type is not accepted",
+    422: "the request or the media is invalid",
+    429: "rate limit for this API key exceeded; see Retry-After",
+    503: "the database or the job queue is briefly unavailable; retry (see Retry-After)",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+# Every operation may answer with these; documented once for the whole schema.
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        **({"headers": _RETRY_AFTER} if status in (429, 503) else {}),
+    }
+    for status, description in _DOCUMENTED.items()
 }
 
 
@@ -37,8 +74,9 @@ def problem(status: int, code: str, detail: str, headers: dict[str, str] | None 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem(exc.status, exc.code, exc.detail, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        headers.update(exc.headers or {})
+        return problem(exc.status, exc.code, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,6 +89,14 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database is restarting or unreachable: nothing was written; the client may retry.
+        log.warning("database unavailable: %s", exc.orig)
+        return problem(
+            503, "database_unavailable", "the database is unavailable; retry", {"Retry-After": "1"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

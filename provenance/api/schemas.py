@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from provenance.core.security import Scope
-from provenance.models import Device, Registration
+from provenance.models import ApiClient, Device, Registration
 
 
 class ClientCreate(BaseModel):
@@ -25,6 +25,58 @@ class ClientCreated(BaseModel):
     created_at: datetime
 
 
+class ClientRotate(BaseModel):
+    grace_seconds: float = Field(
+        default=86400.0, ge=0, le=30 * 86400, description="how long the old key keeps working (0: not at all)"
+    )
+
+
+class ClientRotated(BaseModel):
+    id: str
+    api_key: str = Field(description="the new key, shown once")
+    previous_key_expires_at: datetime | None = Field(description="when the old key stops working")
+
+
+class ClientPublic(BaseModel):
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    revoked_at: datetime | None
+    previous_key_expires_at: datetime | None
+
+    @classmethod
+    def of(cls, client: ApiClient) -> ClientPublic:
+        return cls.model_validate(client, from_attributes=True)
+
+
+class DeviceRotate(BaseModel):
+    """A successor key, signed by the device's current key over the RFC 8785 bytes of
+    {"schema": "provenance.device-rotation/v1", "device_id", "new_public_key", "effective_at"}."""
+
+    new_public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key", max_length=64)
+    effective_at: str = Field(
+        description="ISO 8601 time, as signed, from which the current key is revoked", max_length=40
+    )
+    signature: str = Field(description="base64 Ed25519 signature by the current key", max_length=128)
+
+
+class AuditEventPublic(BaseModel):
+    id: str
+    at: datetime
+    actor_id: str
+    action: str
+    target_kind: str
+    target_id: str
+    details: dict[str, Any]
+    leaf_hash: str | None = Field(description="the entry's transparency-log leaf")
+    leaf_index: int | None = Field(description="null until the batcher orders the leaf")
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventPublic]
+
+
 class DeviceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key", max_length=64)
@@ -37,6 +89,7 @@ class DevicePublic(BaseModel):
     status: str
     enrolled_at: datetime
     revoked_at: datetime | None
+    predecessor_id: str | None = None
 
     @classmethod
     def of(cls, device: Device) -> DevicePublic:
@@ -82,3 +135,16 @@ class Health(BaseModel):
     chain: dict[str, Any]
     worker: str
     evaluation: dict[str, Any]
+
+
+class LogRoot(BaseModel):
+    tree_size: int = Field(ge=0)
+    root: str = Field(description="hex RFC 6962 root of the first tree_size leaves", pattern="^[0-9a-f]{64}$")
+
+
+class ConsistencyProof(BaseModel):
+    first: int = Field(ge=1)
+    second: int = Field(ge=1)
+    first_root: str = Field(pattern="^[0-9a-f]{64}$")
+    second_root: str = Field(pattern="^[0-9a-f]{64}$")
+    proof: list[str] = Field(description="hex RFC 6962 consistency proof")

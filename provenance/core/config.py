@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0
+    # Segment comparer for version 2 registrations: "auto" uses the learned (triplet) comparer only
+    # when its shipped weights meet the held-out targets, else the PDQ/grid baseline; "learned" or
+    # "baseline" forces one. Version 1 registrations always use the baseline.
+    comparer: Literal["auto", "learned", "baseline"] = "auto"
     # Clips up to this long are verified within the request; longer ones become a job to poll.
     verify_sync_max_s: float = 30.0
     # Content Credentials: the operator's signing chain and key (PEM); by default a self-made root
@@ -51,6 +55,27 @@ class Settings(BaseSettings):
     # PROVENANCE_EVAL_FLOORS='{"overall.tamper_detection_rate": 0.9, "paste_region.time_iou": 0.5}'.
     eval_interval_s: float = 0.0
     eval_floors: dict[str, float] = Field(default_factory=dict)
+    # Process role: "all" is the embedded single process (API, batcher, jobs in threads); beyond one
+    # machine "api" serves HTTP and defers jobs, "worker" runs the batcher and the queued jobs
+    # (both need PostgreSQL and PROVENANCE_CHAIN_RPC).
+    role: Literal["all", "api", "worker"] = "all"
+    worker_concurrency: int = 2
+    # Workers beat every `worker_heartbeat_s`; one silent for `worker_stalled_s` is dead and its jobs retried.
+    worker_heartbeat_s: float = 5.0
+    worker_stalled_s: float = 20.0
+    # How often api and worker processes pick up registrations made through other processes.
+    matcher_poll_s: float = 1.0
+    # Rate limits per API key, by scope, in the `limits` notation ("20/second;600/minute"), e.g.
+    # PROVENANCE_RATE_LIMITS='{"camera": "5/second", "newsroom": "2/second"}'; scopes not named get
+    # the default. Storage: "auto" (PostgreSQL: the database, shared by all API processes; SQLite:
+    # memory), "memory", "database", or a `limits` storage URI such as "redis://127.0.0.1:6379".
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+    rate_limit_default: str = "100/second"
+    rate_limit_storage: str = "auto"
+    # Secrets may come from files instead of the environment (PROVENANCE_CHAIN_PRIVATE_KEY_FILE, ...);
+    # every key file the service reads must not be readable by group or others.
+    chain_private_key_file: Path | None = None
+    database_url_file: Path | None = None
     # Seed a demo device, the sample clips and two copies to verify on a first start with an empty database.
     demo: bool = True
     limits: DecodeLimits = Field(default_factory=DecodeLimits)

@@ -7,6 +7,8 @@ class DomainError(Exception):
     """A refusal the caller can act on. `code` is stable and documented; `detail` is for people."""
 
     status: int = 400
+    # Extra response headers the refusal needs (e.g. Retry-After on 429).
+    headers: dict[str, str] | None = None
 
     def __init__(self, code: str, detail: str, status: int | None = None) -> None:
         super().__init__(detail)

@@ -1,13 +1,15 @@
 """The transparency log in the database: leaves appended with the facts they record, indexed in order.
 
-Every accepted registration, device enrolment and revocation appends a leaf in its own
-transaction. The batcher alone assigns leaf indexes (under a lock), so the order is total and
-gap-free, and the Merkle tree of the first N leaves never changes once N is anchored.
+Every accepted registration, device enrolment, rotation and revocation, and every audited admin
+action appends a leaf in its own transaction. The batcher alone assigns leaf indexes (under a
+lock), so the order is total and gap-free, and the Merkle tree of the first N leaves never
+changes once N is anchored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from provenance.core.timeutil import iso, utcnow
 from provenance.ledger.merkle import MerkleTree, leaf_hash
-from provenance.models import Device, LogEntry, Registration
+from provenance.models import AuditEvent, Device, LogEntry, Registration
 from provenance.signing import canonical_bytes
 
 LEAF_SCHEMA = "provenance.leaf/v1"
@@ -53,6 +55,19 @@ def device_leaf(device: Device, event: str) -> dict[str, Any]:
         "name": device.name,
         "event": event,
         "at": iso(at),
+    }
+
+
+def audit_leaf(event: AuditEvent) -> dict[str, Any]:
+    """An admin action: who did what to which client or device, and when."""
+    return {
+        "audit_id": event.id,
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "target_kind": event.target_kind,
+        "target_id": event.target_id,
+        "details": json.loads(event.details),
+        "at": iso(event.at),
     }
 
 

@@ -1,9 +1,12 @@
 """Comparison of one aligned segment (about a second) of a clip with the original it shows.
 
 `Comparer` is the seam: this module's `PdqGridComparer` works from the version 1 fingerprint
-alone; the learned triplet-network comparer plugs in behind the same Protocol. Both sides come
-on the original's timeline: each clip frame carries, as its `t`, the moment of the original the
-alignment put it at, and the original's sampled frames cover that span plus one on each side.
+alone; the learned triplet-network comparer (`provenance.verify.learned`) plugs in behind the
+same Protocol. Both sides come on the original's timeline: each clip frame carries, as its `t`,
+the moment of the original the alignment put it at (and, as a `PlacedFrame`, its own time in
+the clip), and the original's sampled frames cover that span plus one on each side. A comparer
+that needs more than the hashes (the learned one: the clip's pixels and the original's stored
+embeddings) is made per verification by a `ComparerFactory` once the original is chosen.
 
 `PdqGridComparer` rebuilds both sides' 32x32 luma thumbnails and 8x8 chroma from the grid
 descriptors (`thumbs`) and then, per segment:
@@ -36,15 +39,18 @@ clip 0.55-1.0, and missed once (a 1.2 s copy-move in a talking head with a still
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from provenance.fingerprint import GRID_COLS, GRID_ROWS, FrameHash
+from provenance.fingerprint import GRID_COLS, GRID_ROWS, Fingerprint, FrameHash
 from provenance.verify import thumbs
+
+if TYPE_CHECKING:
+    from provenance.verify.align import Alignment
 
 CELL_THRESHOLD = 12.0
 CHROMA_WEIGHT = 0.5
@@ -102,6 +108,29 @@ class Comparer(Protocol):
     def compare(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
     ) -> SegmentComparison: ...
+
+
+@dataclass(frozen=True)
+class PlacedFrame(FrameHash):
+    """A clip frame handed to a comparer: `t` on the original's timeline, `clip_t` on the clip's."""
+
+    clip_t: float = 0.0
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The comparer a verification uses, and why when it is not the one asked for."""
+
+    comparer: Comparer
+    note: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"name": self.comparer.name, "version": self.comparer.version, "note": self.note}
+
+
+# Makes the comparer for one verification once its original is chosen:
+# (registration id, original, query, alignment) -> Chosen.
+ComparerFactory = Callable[[str, Fingerprint, Fingerprint, "Alignment"], Chosen]
 
 
 @dataclass(frozen=True)

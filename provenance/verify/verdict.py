@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -42,7 +42,7 @@ import numpy as np
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.index import MATCH_DISTANCE, FrameIndex, usable
 from provenance.verify.align import Alignment, align
-from provenance.verify.compare import Comparer, SegmentComparison
+from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
 
 Verdict = Literal["authentic", "tampered", "unknown"]
 
@@ -114,6 +114,8 @@ class Outcome:
     verdict: Verdict
     confidence: float
     match: Match | None = None
+    # The comparer the segments went through (None when nothing was compared).
+    comparer: Chosen | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,9 +133,13 @@ def verify_fingerprint(
     query: Fingerprint,
     index: FrameIndex,
     load: Callable[[str], Fingerprint],
-    comparer: Comparer,
+    comparer: Comparer | ComparerFactory,
 ) -> Outcome:
-    """Verify a clip's fingerprint against every registered original in `index`."""
+    """Verify a clip's fingerprint against every registered original in `index`.
+
+    `comparer` is one comparer for every original, or a factory that picks one for the chosen
+    original (by its fingerprint version, say) and is called once, after alignment.
+    """
     good = sum(usable(f) for f in query.frames)
     if good == 0:
         # Nothing but flat frames: no hash says anything, so no claim either way.
@@ -148,7 +154,11 @@ def verify_fingerprint(
         weak = best is not None
         return Outcome("unknown", _unknown_confidence(good, weak))
     registration_id, original, alignment = best
-    segments = _segments(query, original, alignment, comparer, index, registration_id)
+    if isinstance(comparer, Comparer):
+        chosen = Chosen(comparer)
+    else:
+        chosen = comparer(registration_id, original, query, alignment)
+    segments = _segments(query, original, alignment, chosen.comparer, index, registration_id)
     tampered_ranges = _merge([(s.query_start, s.query_end) for s in segments if s.tampered])
     strength = _match_strength(alignment, good)
     if tampered_ranges:
@@ -166,7 +176,7 @@ def verify_fingerprint(
         segments=segments,
         tampered_ranges=tampered_ranges,
     )
-    return Outcome(verdict, confidence, match)
+    return Outcome(verdict, confidence, match, chosen)
 
 
 def _unknown_confidence(usable_frames: int, weak_match: bool) -> float:
@@ -260,7 +270,7 @@ def _segments(
     def compare(a: int, b: int) -> SegmentComparison:
         o_times = [t for t in alignment.mapped[a:b] if t is not None]
         return comparer.compare(
-            [replace(frames[i], t=t) for i, t in zip(range(a, b), o_times, strict=True)],
+            [_placed(frames[i], t) for i, t in zip(range(a, b), o_times, strict=True)],
             _span(original, min(o_times), max(o_times)),
         )
 
@@ -373,6 +383,10 @@ class _Piece:
     @property
     def distance(self) -> float:
         return self.result.distance if self.result is not None else 1.0
+
+
+def _placed(frame: FrameHash, t: float) -> PlacedFrame:
+    return PlacedFrame(t=t, pdq=frame.pdq, quality=frame.quality, grid=frame.grid, clip_t=frame.t)
 
 
 def _span(original: Fingerprint, first: float, last: float) -> list[FrameHash]:

@@ -1,6 +1,8 @@
-"""The network's shapes, masking and the int8 storage of its embeddings."""
+"""The network's shapes, masking, the int8 storage of its embeddings, and the shipped weights' records."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -13,9 +15,12 @@ from detector.model import (
     EMBEDDING_BYTES,
     GLOBAL_DIM,
     GRID,
+    WEIGHTS_DIR,
+    WEIGHTS_FILE,
     SegmentEmbedding,
     TripletNet,
     dequantise,
+    load_weights,
     quantise,
 )
 
@@ -105,3 +110,17 @@ def test_regions_are_normalised_boxes_of_connected_cells() -> None:
     mask[1:3, 2:5] = True
     mask[7, 7] = True
     assert regions_of(mask) == [[0.25, 0.125, 0.375, 0.25], [0.875, 0.875, 0.125, 0.125]]
+
+
+def test_shipped_weights_load_with_their_recorded_metrics() -> None:
+    """The weights file is the one metrics.json and evaluation.json describe, and it beats the baseline."""
+    model = load_weights(WEIGHTS_FILE)
+    metrics = json.loads((WEIGHTS_DIR / "metrics.json").read_text())
+    evaluation = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())
+    assert metrics["model_version"] == evaluation["model_version"] == model.version
+    assert metrics["weights_bytes"] == WEIGHTS_FILE.stat().st_size < 1024 * 1024
+    assert metrics["parameters"] == sum(p.numel() for p in model.net.parameters())
+    assert model.calibration == pytest.approx(metrics["calibration"])
+    assert metrics["total_seconds"] < 30 * 60
+    learned, base = evaluation["segments"]["learned"], evaluation["segments"]["baseline"]
+    assert learned["auc"] > base["auc"] and learned["tpr_at_1pct_fpr"] > base["tpr_at_1pct_fpr"]

@@ -1,11 +1,15 @@
-"""A few training steps on tiny data lower the triplet loss."""
+"""A few training steps on tiny data lower the triplet loss; the data feeding them is labelled right."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 
-from detector import data, train
+from detector import data, swaps, train
 from detector.model import TripletNet
+from generator.swap import SwapModel, save_model
 
 
 def test_a_few_steps_lower_the_loss() -> None:
@@ -63,3 +67,36 @@ def test_extra_triplets_hook() -> None:
     triplet = sampler.sample()
     assert triplet.kind == "extra"
     assert (triplet.cells >= data.TAMPERED_SHARE).any()
+
+
+def test_positive_chains_include_strong_single_components() -> None:
+    """Some positives are one strong benign change (colour, crop ...), as copies made by one tool are."""
+    rng = np.random.default_rng(0)
+    labels = [data.sample_positive_chain(rng).label() for _ in range(400)]
+    # One component, with or without the light JPEG every copy may get.
+    single = [x for x in labels if "+" not in x.replace("+jpeg", "")]
+    assert 0.25 < len(single) / len(labels) < 0.7
+    colour = [data.sample_positive_chain(rng) for _ in range(400)]
+    assert any(c.gamma != 1 and c.saturation != 1 and c.contrast != 1 and not any(c.crop) for c in colour)
+
+
+def test_face_swap_triplets_label_the_swapped_cells(tmp_path: Path) -> None:
+    """Swapped segments (any swap model: here an untrained one) become triplets labelled at the face."""
+    torch.manual_seed(0)
+    weights = tmp_path / "swap.pt"
+    save_model(SwapModel(), weights, {})
+    video = data.load_video(swaps.EVAL_VIDEO)
+    frames, times = video.frames[:12], video.times[:12]
+    swapped = swaps.render_swap("carphone swap", "carphone", frames, times, "b", weights)
+    assert swapped.changed_share() > 0.5
+    assert 0.01 < float(np.mean([m.mean() for m in swapped.masks])) < 0.5
+    sampler = data.TripletSampler([data.SyntheticFootage(9, duration=3.0), video], seed=5)
+    sampler.add_extra(source=swaps.SwapSource([swapped]))
+    sampler.weights = {"extra": 1.0}
+    triplet = sampler.sample()
+    assert triplet.kind == "extra" and triplet.source == "carphone"
+    tampered = triplet.cells >= data.TAMPERED_SHARE
+    assert 0 < tampered.sum() < 48
+    batch = train.make_batch([triplet, *sampler.sample_group(1)])
+    loss, stats = train.triplet_loss(TripletNet(), batch)
+    assert torch.isfinite(loss) and stats["kinds"][0] == "extra"

@@ -192,3 +192,47 @@ def test_writer_makes_even_dimensions(tmp_path: Path) -> None:
     width, height, count, rate, _, pix_fmt = _info(tmp_path / "odd.mp4")
     assert (width, height, count, pix_fmt) == (76, 50, 10, "yuv420p")
     assert rate == pytest.approx(10)
+
+
+def _box_diffs(
+    source: list[np.ndarray], edited: list[np.ndarray], region: list[float], k: int
+) -> tuple[float, float]:
+    """Mean absolute difference of frame k inside and outside the normalised `region`."""
+    height, width = source[k].shape[:2]
+    x0, y0 = round(region[0] * width), round(region[1] * height)
+    x1, y1 = x0 + round(region[2] * width), y0 + round(region[3] * height)
+    d = np.abs(source[k].astype(float) - edited[k].astype(float)).mean(axis=2)
+    mask = np.zeros(d.shape, dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return float(d[mask].mean()), float(d[~mask].mean())
+
+
+@pytest.mark.parametrize("kind", ["inpaint", "recolour"])
+def test_inpaint_and_recolour_change_only_the_box_for_the_stated_seconds(
+    carphone: Path, tmp_path: Path, kind: str
+) -> None:
+    box = (0.3, 0.25, 0.35, 0.4)  # the talking head's face
+    out = tmp_path / f"{kind}.mp4"
+    edit = tampers.inpaint_region if kind == "inpaint" else tampers.recolour_region
+    truth = edit(carphone, out, 1.0, 1.0, box)
+    assert truth.kind == kind
+    assert truth.ranges == [pytest.approx((30 * 1001 / 30000, 60 * 1001 / 30000), abs=1e-6)]
+    (region,) = truth.regions
+    assert region == pytest.approx(list(box), abs=0.01)
+    source, edited = _frames(carphone), _frames(out)
+    assert len(source) == len(edited)
+    for k in (30, 45, 59):  # inside the stated seconds: the box changed, the rest did not
+        inside, outside = _box_diffs(source, edited, region, k)
+        assert inside > 12 > 6 > outside, (k, inside, outside)
+    for k in (10, 29, 60, 100):  # outside them: only re-encoding noise anywhere
+        inside, outside = _box_diffs(source, edited, region, k)
+        assert inside < 6 and outside < 6, (k, inside, outside)
+    if kind == "recolour":
+        # A colour change: the hue moved, the brightness mostly stayed.
+        x0, y0 = round(region[0] * 176), round(region[1] * 144)
+        x1, y1 = x0 + round(region[2] * 176), y0 + round(region[3] * 144)
+        before = cv2.cvtColor(source[45][y0:y1, x0:x1], cv2.COLOR_RGB2HSV).astype(float)
+        after = cv2.cvtColor(edited[45][y0:y1, x0:x1], cv2.COLOR_RGB2HSV).astype(float)
+        hue_turn = np.abs((after[..., 0] - before[..., 0] + 90) % 180 - 90)
+        assert float(np.median(hue_turn)) > 30
+        assert abs(float(after[..., 2].mean() - before[..., 2].mean())) < 25

@@ -35,8 +35,8 @@ from provenance.c2pa.certs import C2PA_CLAIM_SIGNING, ROOT_CERT, ROOT_KEY, SIGNE
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
 from provenance.fingerprint import (
-    FINGERPRINT_VERSION,
     GRID_BYTES,
+    VERSION_1,
     Fingerprint,
     FrameHash,
     compute_fingerprint,
@@ -63,7 +63,7 @@ RECEIPT: dict[str, Any] = {
 def _registration(kind: str, duration: float) -> Registration:
     frames = (FrameHash(t=0.0, pdq=bytes(range(32)), quality=90, grid=bytes(GRID_BYTES)),)
     fingerprint = Fingerprint(
-        version=FINGERPRINT_VERSION,
+        version=VERSION_1,
         kind=kind,
         width=640,
         height=272,

@@ -1,4 +1,6 @@
-"""Fingerprint version 1 on real clips: robustness, localisation, encoding and agreement."""
+"""Fingerprint version 1 on real clips: robustness, localisation, encoding and agreement.
+
+Version 2 (v1 plus segment embeddings) is tested in `test_fingerprint_v2`."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import pytest
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
 from provenance.fingerprint import (
-    FINGERPRINT_VERSION,
     GRID_BYTES,
+    VERSION_1,
     Fingerprint,
     FrameHash,
     agreement,
@@ -38,7 +40,7 @@ CLIP_SECONDS = 2.5  # edited copies keep the first seconds of bikes: 10 sampled 
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    return compute_fingerprint(path, limits=LIMITS, sample_fps=4.0)
+    return compute_fingerprint(path, limits=LIMITS, sample_fps=4.0, version=VERSION_1)
 
 
 def by_time(fp: Fingerprint) -> dict[int, FrameHash]:
@@ -77,7 +79,7 @@ def others() -> list[Fingerprint]:
 
 
 def test_fingerprint_describes_the_clip(bikes: Fingerprint) -> None:
-    assert (bikes.version, bikes.kind, bikes.width, bikes.height) == (FINGERPRINT_VERSION, "video", 640, 272)
+    assert (bikes.version, bikes.kind, bikes.width, bikes.height) == (VERSION_1, "video", 640, 272)
     assert (bikes.duration, bikes.sample_fps, len(bikes.frames)) == (10.0, 4.0, 40)
     assert all(len(f.pdq) == 32 and len(f.grid) == GRID_BYTES for f in bikes.frames)
     assert all(f.quality >= 50 for f in bikes.frames)
@@ -193,7 +195,8 @@ def test_decode_rejects_malformed_input(bikes: Fingerprint) -> None:
     _malformed(b"")
     _malformed(b"PVFP")
     _malformed(b"XVFP" + data[4:])  # wrong magic
-    _malformed(data[:4] + b"\x02" + data[5:])  # unknown version
+    _malformed(data[:4] + b"\x03" + data[5:])  # unknown version
+    _malformed(data[:4] + b"\x02" + data[5:])  # version 2 without its embedding block
     _malformed(data[:5] + b"\x07" + data[6:])  # unknown kind
     _malformed(data[:-1])  # truncated record
     _malformed(data + b"\x00")  # trailing byte

@@ -11,8 +11,8 @@ import pytest
 from generator import variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import (
-    FINGERPRINT_VERSION,
     GRID_BYTES,
+    VERSION_1,
     Fingerprint,
     FrameHash,
     compute_fingerprint,
@@ -48,7 +48,7 @@ def _synthetic(codes: np.ndarray, quality: int = 100) -> Fingerprint:
         FrameHash(t=k / 4, pdq=c.tobytes(), quality=quality, grid=grid) for k, c in enumerate(codes)
     )
     return Fingerprint(
-        version=FINGERPRINT_VERSION,
+        version=VERSION_1,
         kind="video",
         width=64,
         height=64,

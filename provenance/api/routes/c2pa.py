@@ -91,9 +91,15 @@ async def matches_by_content(
     tmp_dir = settings.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as tmp:
-        async for chunk in request.stream():
-            tmp.write(chunk)
-    path = Path(tmp.name)
+        path = Path(tmp.name)
+        try:
+            async for chunk in request.stream():
+                tmp.write(chunk)
+        except BaseException:
+            # e.g. the body-size bound tripping mid-stream: the partial file must not stay behind.
+            tmp.close()
+            path.unlink(missing_ok=True)
+            raise
     try:
         from starlette.concurrency import run_in_threadpool
 

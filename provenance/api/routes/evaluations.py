@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -29,7 +28,7 @@ def list_evaluations(
 @router.post("/evaluations", status_code=status.HTTP_202_ACCEPTED)
 def start_evaluation(request: Request, _: AdminDep) -> dict[str, str]:
     """Starts a run in the background; poll GET /v1/evaluations."""
-    threading.Thread(target=_evaluator(request).run, name="evaluation-on-demand", daemon=True).start()
+    _evaluator(request).start_run()
     return {"status": "started"}
 
 

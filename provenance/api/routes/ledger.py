@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from provenance import registry
 from provenance.api.deps import ReaderDep, SessionDep
+from provenance.api.schemas import ConsistencyProof, LogRoot
 from provenance.core.errors import DomainError
 from provenance.ledger import log
 from provenance.receipts import build_receipt
@@ -25,28 +26,28 @@ def get_receipt(registration_id: str, request: Request, session: SessionDep, _: 
     return build_receipt(session, registry.get_registration(session, registration_id), _cache(request))
 
 
-@router.get("/log/root")
-def log_root(request: Request, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
+@router.get("/log/root", response_model=LogRoot)
+def log_root(request: Request, session: SessionDep, _: ReaderDep) -> LogRoot:
     size = log.size(session)
-    return {"tree_size": size, "root": _cache(request).tree(session, size).root.hex()}
+    return LogRoot(tree_size=size, root=_cache(request).tree(session, size).root.hex())
 
 
-@router.get("/log/consistency")
+@router.get("/log/consistency", response_model=ConsistencyProof)
 def log_consistency(
     request: Request,
     session: SessionDep,
     _: ReaderDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int, Query(ge=1)],
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     size = log.size(session)
     if not first <= second <= size:
         raise DomainError("tree_size_invalid", f"need 1 <= first <= second <= {size}", 422)
     tree = _cache(request).tree(session, second)
-    return {
-        "first": first,
-        "second": second,
-        "first_root": _cache(request).tree(session, first).root.hex(),
-        "second_root": tree.root.hex(),
-        "proof": [h.hex() for h in tree.consistency_proof(first)],
-    }
+    return ConsistencyProof(
+        first=first,
+        second=second,
+        first_root=_cache(request).tree(session, first).root.hex(),
+        second_root=tree.root.hex(),
+        proof=[h.hex() for h in tree.consistency_proof(first)],
+    )

@@ -1,0 +1,292 @@
+"""The durable job queue that API and worker processes share beyond one machine (procrastinate on PostgreSQL).
+
+The embedded default (`serve --role all`) runs jobs in threads of its one process and needs none of
+this. With `--role api` the API defers long verifications and evaluations here; `--role worker`
+processes, on any machine that reaches the database, take them. Procrastinate keeps the jobs in
+PostgreSQL (no new service), retries failed ones, and each worker sends a heartbeat: a worker that
+dies mid-job stops sending it, and a periodic task on a live worker puts that worker's jobs back
+to `todo` (procrastinate's stalled-job recovery), so the job completes elsewhere.
+
+Singletons (the anchoring batcher, the evaluation schedule) are elected with `LeaderLock`: a
+PostgreSQL session advisory lock, which the server drops with the connection of a dead holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+import psycopg
+from procrastinate.schema import SchemaManager
+from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from provenance.core.config import Settings
+    from provenance.service import Service
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "provenance"
+SCHEMA_LOCK = 0x70726F71  # "proq": one process at a time creates the queue's schema
+BATCHER_LOCK = 0x70726F61  # "proa": one anchoring batcher across all workers
+SCHEDULE_LOCK = 0x70726F65  # "proe": one evaluation schedule across all workers
+STARTUP_LOCK = 0x70726F73  # "pros": migrations and the first admin key, one process at a time
+CONTRACT_LOCK = 0x70726F63  # "proc": deploying the registry contract, one process at a time
+
+# The service a worker process runs its tasks against; set by `run_worker` before the first job.
+_service: Service | None = None
+
+
+def pg_conninfo(engine_or_url: Engine | str) -> str:
+    """A libpq URL (no SQLAlchemy driver suffix) for connections that live outside the pool."""
+    url = (
+        engine_or_url
+        if isinstance(engine_or_url, str)
+        else engine_or_url.url.render_as_string(hide_password=False)
+    )
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url.removeprefix(prefix)
+    return url
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def pg_lock(engine: Engine, key: int) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock for the block (blocking); a no-op on SQLite (one process)."""
+    if not is_postgres(engine):
+        yield
+        return
+    with psycopg.connect(pg_conninfo(engine), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+class LeaderLock:
+    """Leadership held by one process at a time across all machines.
+
+    A session advisory lock on a connection kept open for as long as this process leads: if the
+    process dies, or the database restarts, the server drops the connection and the lock, and
+    another process takes over at its next `held()`. On SQLite there is one process: always leader.
+    """
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self.engine = engine
+        self.key = key
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def held(self) -> bool:
+        if not is_postgres(self.engine):
+            return True
+        try:
+            if self._conn is not None:
+                self._conn.execute("SELECT 1")
+                return True
+            conn = psycopg.connect(pg_conninfo(self.engine), autocommit=True, connect_timeout=5)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            if row and row[0]:
+                self._conn = conn
+                return True
+            conn.close()
+            return False
+        except psycopg.Error:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the queue's tables once (idempotent, safe with several processes starting at once)."""
+    with pg_lock(engine, SCHEMA_LOCK), psycopg.connect(pg_conninfo(engine), autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+        if row is None or row[0] is None:
+            conn.execute(SchemaManager.get_schema())
+            logger.info("created the job queue schema")
+
+
+def make_app(engine: Engine) -> procrastinate.App:
+    """An app with our tasks (one per use: a task object belongs to the app it was registered on)."""
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=pg_conninfo(engine)))
+    app.task(
+        name="provenance.verify",
+        queue=QUEUE,
+        pass_context=True,
+        retry=procrastinate.RetryStrategy(max_attempts=VERIFY_ATTEMPTS, wait=2),
+    )(verify)
+    app.task(
+        name="provenance.evaluate", queue=QUEUE, retry=procrastinate.RetryStrategy(max_attempts=2, wait=5)
+    )(evaluate)
+    app.periodic(cron="* * * * * */2")(
+        app.task(
+            name="provenance.retry_stalled", queue=QUEUE, queueing_lock="retry_stalled", pass_context=True
+        )(retry_stalled)
+    )
+    return app
+
+
+class JobQueue:
+    """What API processes (and worker threads) use to put jobs on the shared queue."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.app = make_app(engine)
+        self._lock = threading.Lock()
+        self._opened = False
+
+    def _open(self) -> procrastinate.App:
+        with self._lock:
+            if not self._opened:
+                self.app.open()
+                self._opened = True
+        return self.app
+
+    def defer_verification(self, verification_id: str, path: Path) -> int:
+        app = self._open()
+        return app.configure_task("provenance.verify").defer(verification_id=verification_id, path=str(path))
+
+    def defer_evaluation(self) -> int | None:
+        """At most one evaluation waits in the queue at a time."""
+        app = self._open()
+        try:
+            return app.configure_task("provenance.evaluate", queueing_lock="evaluation").defer()
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return None
+
+    def status(self, stalled_s: float) -> str:
+        """A line for /health: live workers and the jobs waiting and running."""
+        with psycopg.connect(pg_conninfo(self.engine), autocommit=True, connect_timeout=3) as conn:
+            workers = conn.execute(
+                "SELECT count(*) FROM procrastinate_workers "
+                "WHERE last_heartbeat > now() - make_interval(secs => %s)",
+                (stalled_s,),
+            ).fetchone()
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    "SELECT status::text, count(*) FROM procrastinate_jobs "
+                    "WHERE status IN ('todo', 'doing') AND task_name NOT LIKE %s GROUP BY status",
+                    ("%retry_stalled%",),
+                ).fetchall()
+            )
+        alive = workers[0] if workers else 0
+        waiting, running = counts.get("todo", 0), counts.get("doing", 0)
+        return f"queue: {alive} workers alive, {waiting} waiting, {running} running"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self.app.close()
+                self._opened = False
+
+
+def _running() -> Service:
+    if _service is None:
+        raise RuntimeError("job run outside a worker process")
+    return _service
+
+
+VERIFY_ATTEMPTS = 3
+
+
+def verify(context: procrastinate.JobContext, verification_id: str, path: str) -> None:
+    """A verification too long to answer within the request."""
+    job = context.job
+    final = job.attempts + 1 >= VERIFY_ATTEMPTS
+    logger.warning("job %s: verification %s started in pid %d", job.id, verification_id, os.getpid())
+    _running().verifier.run_job(verification_id, Path(path), final=final)
+
+
+def evaluate() -> None:
+    """One continuous-evaluation run (stored as done or failed by the evaluator itself)."""
+    _running().evaluator.run()
+
+
+async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Put the jobs of workers whose heartbeat stopped back to `todo`, so a live worker takes them."""
+    settings = _running().settings
+    assert context.app is not None
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=settings.worker_stalled_s):
+        if job.id == context.job.id:
+            continue
+        try:
+            await manager.retry_job(job)
+            logger.warning("job %s (%s) was stalled on a dead worker; retrying it", job.id, job.task_name)
+        except Exception:  # another worker retried it first
+            logger.info("job %s already retried", job.id)
+
+
+def heartbeat_file(settings: Settings) -> Path:
+    return settings.data_dir / "workers" / f"{socket.gethostname()}-{os.getpid()}.alive"
+
+
+def run_worker(service: Service) -> None:
+    """Take jobs until stopped; survives the database going away and coming back."""
+    global _service
+    _service = service
+    settings = service.settings
+    beat = heartbeat_file(settings)
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    beat.touch()
+    stop = threading.Event()
+
+    def touch() -> None:
+        while not stop.wait(2.0):
+            beat.touch()
+
+    threading.Thread(target=touch, name="worker-heartbeat-file", daemon=True).start()
+
+    async def once() -> None:
+        app = make_app(service.engine)
+        async with app.open_async():
+            await app.run_worker_async(
+                queues=[QUEUE],
+                name=f"{socket.gethostname()}-{os.getpid()}",
+                concurrency=settings.worker_concurrency,
+                update_heartbeat_interval=settings.worker_heartbeat_s,
+                stalled_worker_timeout=settings.worker_stalled_s,
+                delete_jobs="successful",
+                fetch_job_polling_interval=1.0,
+                install_signal_handlers=True,
+            )
+
+    try:
+        while True:
+            try:
+                asyncio.run(once())
+                return  # stopped by a signal
+            except KeyboardInterrupt:
+                return
+            except Exception:  # the database went away: wait for it and start taking jobs again
+                logger.exception("worker lost the queue; reconnecting")
+                time.sleep(1.0)
+    finally:
+        stop.set()
+        beat.unlink(missing_ok=True)
+
+
+def worker_alive(data_dir: Path, max_age_s: float = 30.0) -> bool:
+    """For container health checks: this host's worker touched its heartbeat file recently."""
+    host = socket.gethostname()
+    files = list((data_dir / "workers").glob(f"{host}-*.alive"))
+    return any(time.time() - f.stat().st_mtime < max_age_s for f in files)

@@ -1,0 +1,240 @@
+"""Beyond one machine, on loopback: two API processes, two workers, anvil and the real PostgreSQL.
+
+Registrations made through one API are found when verifying through the other; a long verification
+survives SIGKILL of the worker running it (the other worker completes it); PostgreSQL restarted
+under load: the service recovers by itself and loses nothing it accepted. All faults are real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import subprocess
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from provenance import fingerprint as fp
+from provenance.chain.contract import ChainClient
+from provenance.core.config import DecodeLimits
+from provenance.core.timeutil import utcnow
+from provenance.signing import build_manifest, sign_manifest
+from tests.e2e.topology import Camera, Proc, Topology, api_key, enrol_camera, looped_clip, topology
+from tests.samples import sample_clip
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@lru_cache(maxsize=4)
+def fingerprint_of(path: Path) -> fp.Fingerprint:
+    return fp.compute_fingerprint(path, limits=DecodeLimits())
+
+
+def registration_form(camera: Camera, fpr: fp.Fingerprint) -> dict[str, str]:
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=secrets.token_hex(32),
+        fingerprint_version=fpr.version,
+        fingerprint_bytes=fpr.encode(),
+        fingerprint_digest=fpr.digest(),
+        captured_at=utcnow(),
+        device_id=camera.device_id,
+    ).to_json()
+    return {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, camera.key)}
+
+
+def register(url: str, camera: Camera, fpr: fp.Fingerprint) -> str:
+    r = httpx.post(f"{url}/v1/registrations", headers=camera.headers, data=registration_form(camera, fpr))
+    assert r.status_code == 201, r.text
+    registration_id: str = r.json()["id"]
+    return registration_id
+
+
+def submit(url: str, headers: dict[str, str], clip: Path) -> httpx.Response:
+    with clip.open("rb") as fh:
+        return httpx.post(
+            f"{url}/v1/verifications", headers=headers, files={"media": (clip.name, fh)}, timeout=120
+        )
+
+
+def wait_verification(url: str, headers: dict[str, str], vid: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = httpx.get(f"{url}/v1/verifications/{vid}", headers=headers, timeout=10).json()
+        if body["status"] in ("done", "failed"):
+            return body
+        assert time.monotonic() < deadline, f"verification {vid} still {body['status']}"
+        time.sleep(0.3)
+
+
+def worker_running(topo: Topology, vid: str, timeout: float = 60) -> int:
+    """The pid of the worker that has started the job for verification `vid` (from its log)."""
+    deadline = time.monotonic() + timeout
+    marker = f"verification {vid} started in pid "
+    while time.monotonic() < deadline:
+        for proc in topo.workers:
+            text = proc.log_text()
+            if marker in text:
+                return int(text.split(marker, 1)[1].split()[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no worker started {vid}")
+
+
+def anchoring_leader(topo: Topology, timeout: float = 30) -> Proc:
+    """The live worker that most recently logged taking the batcher's leader lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leaders = [w for w in topo.workers if f"process {w.pid} now leads anchoring" in w.log_text()]
+        if leaders:
+            return leaders[-1]
+        time.sleep(0.2)
+    raise AssertionError("no worker leads anchoring")
+
+
+class Load:
+    """Cameras registering through both APIs in a loop; records what was accepted (201)."""
+
+    def __init__(self, urls: list[str], camera: Camera, fpr: fp.Fingerprint) -> None:
+        self.urls, self.camera, self.fpr = urls, camera, fpr
+        self.accepted: list[str] = []
+        self.refused: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(4)]
+
+    def _run(self, n: int) -> None:
+        with httpx.Client(timeout=30) as http:
+            i = n
+            while not self._stop.is_set():
+                url = self.urls[i % len(self.urls)]
+                i += 1
+                try:
+                    r = http.post(
+                        f"{url}/v1/registrations",
+                        headers=self.camera.headers,
+                        data=registration_form(self.camera, self.fpr),
+                    )
+                except httpx.TransportError as exc:
+                    self.refused.append(type(exc).__name__)
+                    time.sleep(0.1)
+                    continue
+                if r.status_code == 201:
+                    self.accepted.append(r.json()["id"])
+                else:
+                    self.refused.append(str(r.status_code))
+                    time.sleep(0.1)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+
+def restart_postgres() -> None:
+    clusters = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+
+
+def wait_anchored(url: str, headers: dict[str, str], ids: list[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(ids)
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        while waiting:
+            r = http.get(f"/v1/registrations/{waiting[0]}/receipt")
+            assert r.status_code == 200, f"accepted registration {waiting[0]} lost: {r.text}"
+            if r.json()["anchor"]["status"] == "anchored":
+                waiting.pop(0)
+                continue
+            assert time.monotonic() < deadline, f"{len(waiting)} registrations not anchored"
+            time.sleep(0.5)
+
+
+def test_two_apis_two_workers_survive_worker_kill_and_database_restart(tmp_path: Path) -> None:
+    short_clip = sample_clip("carphone_pristine.mp4")
+    long_clip = looped_clip(sample_clip("bikes.mp4"), tmp_path / "long.mp4", 12)  # 120 s: a job
+    env = {"PROVENANCE_VERIFY_SYNC_MAX_S": "30"}
+    with topology(tmp_path / "topo", apis=2, workers=2, extra_env=env) as topo:
+        api1, api2 = topo.apis
+        assert api1.url and api2.url
+        admin = topo.admin_headers()
+        camera = enrol_camera(api1.url, admin)
+        newsroom = api_key(api2.url, admin, "newsroom")
+
+        # Registered through one API, found when verifying through the other (its matcher polls).
+        short_id = register(api1.url, camera, fingerprint_of(short_clip))
+        long_id = register(api1.url, camera, fingerprint_of(long_clip))
+        deadline = time.monotonic() + 30
+        while True:
+            r = submit(api2.url, newsroom, short_clip)
+            assert r.status_code == 201, r.text
+            if r.json()["verdict"] == "authentic":
+                assert r.json()["match"]["registration_id"] == short_id
+                break
+            assert time.monotonic() < deadline, "api2 never learned of api1's registration"
+            time.sleep(0.5)
+
+        # A long verification is a queued job; SIGKILL the worker running it: the other completes it.
+        r = submit(api2.url, newsroom, long_clip)
+        assert r.status_code == 202, r.text
+        vid = r.json()["id"]
+        pid = worker_running(topo, vid)
+        [victim] = [w for w in topo.workers if w.pid == pid]
+        [survivor] = [w for w in topo.workers if w.pid != pid]
+        assert httpx.get(f"{api1.url}/v1/verifications/{vid}", headers=newsroom).json()["status"] != "done"
+        topo.kill(victim)
+        result = wait_verification(api1.url, newsroom, vid)
+        assert result["status"] == "done", result
+        assert result["verdict"] == "authentic" and result["match"]["registration_id"] == long_id
+        assert f"verification {vid} started" in survivor.log_text()
+        topo.start("worker")  # back to two workers, as an orchestrator would restart it
+
+        # SIGKILL the worker leading anchoring: another takes the lead and anchors what waits.
+        topo.kill(anchoring_leader(topo))
+        waiting = [register(api2.url, camera, fingerprint_of(short_clip)) for _ in range(5)]
+        wait_anchored(api1.url, camera.headers, waiting, timeout=60)
+        topo.start("worker")
+
+        # PostgreSQL restarted under load: nothing accepted is lost, and the service recovers by itself.
+        with Load([api1.url, api2.url], camera, fingerprint_of(short_clip)) as load:
+            time.sleep(3)
+            before = len(load.accepted)
+            restart_postgres()
+            deadline = time.monotonic() + 60
+            while len(load.accepted) < before + 40:
+                assert time.monotonic() < deadline, f"no recovery after the restart: {load.refused[-5:]}"
+                time.sleep(0.2)
+        assert before > 0 and load.accepted
+        for proc in topo.apis:
+            assert httpx.get(f"{proc.url}/health", timeout=10).status_code == 200
+        wait_anchored(api2.url, camera.headers, [short_id, long_id, *load.accepted])
+        # Jobs still run after the restart (the workers reconnected by themselves).
+        r = submit(api1.url, newsroom, long_clip)
+        assert r.status_code == 202, r.text
+        after = wait_verification(api2.url, newsroom, r.json()["id"])
+        assert after["status"] == "done" and after["match"]["registration_id"] == long_id
+
+        # Several batchers, one anchoring at a time: no tree size anchored twice.
+        contract = httpx.get(f"{api1.url}/health").json()["chain"]["contract"]
+        chain = ChainClient(topo.anvil.rpc_url, None, contract_address=contract)
+        sizes = [int(e["args"]["treeSize"]) for e in chain.contract.events.Anchored().get_logs(from_block=0)]
+        assert sizes == sorted(set(sizes)), sizes
+        print(
+            f"accepted {len(load.accepted)} registrations under the restart, refused {len(load.refused)} "
+            f"({sorted(set(load.refused))}); {len(sizes)} anchors; digest "
+            f"{hashlib.sha256(','.join(load.accepted).encode()).hexdigest()[:12]}"
+        )

@@ -1,0 +1,190 @@
+"""A corpus of hostile media, made on the spot (nothing binary is committed).
+
+Each entry is small on disk but built to hurt a naive decoder: lying headers, bombs that inflate
+to gigapixels, absurd durations, dozens of streams, or no video at all. `CORPUS` maps a name to a
+maker and the `media_*` problem codes the service may answer with.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.stream import VideoStream
+
+from tests.provenance.media_fixtures import audio_only, encode_frames, png_declaring
+from tests.samples import sample_clip
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def zero_bytes(dst: Path) -> Path:
+    dst.write_bytes(b"")
+    return dst
+
+
+def random_bytes(dst: Path) -> Path:
+    dst.write_bytes(os.urandom(256 * 1024))
+    return dst
+
+
+def truncated_mp4(dst: Path) -> Path:
+    """The first third of a real clip: the index (moov) at the end is gone."""
+    data = sample_clip("bikes.mp4").read_bytes()
+    dst.write_bytes(data[: len(data) // 3])
+    return dst
+
+
+def truncated_faststart(dst: Path) -> Path:
+    """A real clip cut after its index: the index lists packets the file no longer holds."""
+    with av.open(str(sample_clip("bikes.mp4"))) as inp:
+        stream = inp.streams.video[0]
+        full = dst.with_name("faststart-full.mp4")
+        with av.open(str(full), "w", options={"movflags": "+faststart"}) as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in inp.demux(stream):
+                if packet.dts is None:
+                    continue
+                packet.stream = copy
+                out.mux(packet)
+    data = full.read_bytes()
+    full.unlink()
+    dst.write_bytes(data[: len(data) // 4])
+    return dst
+
+
+def header_30000_png(dst: Path) -> Path:
+    """A PNG whose header says 30000x30000 but that holds a few rows."""
+    return png_declaring(dst, 30000, 30000)
+
+
+def header_30000_y4m(dst: Path) -> Path:
+    """A raw-video container (YUV4MPEG2) whose header says 30000x30000, with a token of data."""
+    dst.write_bytes(b"YUV4MPEG2 W30000 H30000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x80" * 4096)
+    return dst
+
+
+def png_bomb(dst: Path) -> Path:
+    """A decompression bomb: ~40 KB of zlib that inflates to 20000x20000 grey pixels (400 MP)."""
+    side = 20000
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    row = b"\x00" + b"\x00" * (side // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    dst.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+    return dst
+
+
+def resolution_bomb(dst: Path) -> Path:
+    """An H.264 stream that starts at 64x48 and switches to 4096x2304 (over 8.3 MP) after a few frames.
+
+    The header (first SPS) looks harmless; only decoding finds the giant frames, which compress
+    to almost nothing because they are flat.
+    """
+    small = encode_frames(
+        dst.with_name("small.h264"), [np.zeros((48, 64, 3), np.uint8)] * 5, container_format="h264"
+    )
+    big = encode_frames(
+        dst.with_name("big.h264"),
+        [np.zeros((2304, 4096, 3), np.uint8)] * 2,
+        container_format="h264",
+        options={},
+    )
+    dst.write_bytes(small.read_bytes() + big.read_bytes())
+    small.unlink()
+    big.unlink()
+    return dst
+
+
+def absurd_duration(dst: Path) -> Path:
+    """A real MP4 whose movie and media headers claim a duration of ~49 days."""
+    data = bytearray(sample_clip("bikes.mp4").read_bytes())
+    for box in (b"mvhd", b"mdhd", b"tkhd"):
+        start = 0
+        while (at := data.find(box, start)) != -1:
+            start = at + 4
+            version = data[at + 4]
+            if version != 0:
+                continue
+            # version(1) flags(3) creation(4) modification(4), then timescale(4) duration(4) for
+            # mvhd/mdhd, track_id(4) reserved(4) duration(4) for tkhd.
+            offset = at + 4 + 4 + 8 + (8 if box == b"tkhd" else 4)
+            timescale_at = at + 4 + 4 + 8
+            if box != b"tkhd":
+                data[timescale_at : timescale_at + 4] = struct.pack(">I", 1)
+            data[offset : offset + 4] = struct.pack(">I", 0xFFFFFF00)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def absurd_frame_times(dst: Path) -> Path:
+    """A clip whose frames are a million seconds apart: no header duration, timestamps give it away."""
+    frames = [np.full((48, 64, 3), i * 40, np.uint8) for i in range(4)]
+    return encode_frames(dst, frames, times=[i * 1_000_000.0 for i in range(4)], container_format="matroska")
+
+
+def many_streams(dst: Path, count: int = 40) -> Path:
+    """A Matroska file with `count` tiny video streams (the bound is 16)."""
+    with av.open(str(dst), "w", format="matroska") as out:
+        streams: list[VideoStream] = []
+        for _ in range(count):
+            video = out.add_stream("mpeg4", rate=1)
+            assert isinstance(video, VideoStream)
+            video.width, video.height, video.pix_fmt = 16, 16, "yuv420p"
+            video.time_base = Fraction(1, 1)
+            streams.append(video)
+        for video in streams:
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            frame.pts = 0
+            for packet in video.encode(frame):
+                out.mux(packet)
+            for packet in video.encode():
+                out.mux(packet)
+    return dst
+
+
+def no_video(dst: Path) -> Path:
+    """A valid MP4 with one AAC track and no video stream."""
+    return audio_only(dst)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    maker: Callable[[Path], Path]
+    suffix: str
+    codes: frozenset[str]
+
+
+def _h(maker: Callable[[Path], Path], suffix: str, *codes: str) -> Hostile:
+    return Hostile(maker, suffix, frozenset(codes))
+
+
+CORPUS: dict[str, Hostile] = {
+    "zero_bytes": _h(zero_bytes, ".mp4", "media_empty"),
+    "random_bytes": _h(random_bytes, ".mp4", "media_undecodable"),
+    "truncated_moov_at_end": _h(truncated_mp4, ".mp4", "media_undecodable", "media_truncated"),
+    "truncated_after_index": _h(truncated_faststart, ".mp4", "media_truncated", "media_undecodable"),
+    "png_header_30000": _h(header_30000_png, ".png", "media_frame_too_large"),
+    "y4m_header_30000": _h(header_30000_y4m, ".y4m", "media_frame_too_large", "media_undecodable"),
+    "png_decompression_bomb": _h(png_bomb, ".png", "media_frame_too_large"),
+    # The decoder itself refuses frames over max_pixels (an FFmpeg option), before allocating them.
+    "h264_resolution_bomb": _h(resolution_bomb, ".h264", "media_frame_too_large"),
+    "absurd_header_duration": _h(absurd_duration, ".mp4", "media_too_long"),
+    "absurd_frame_times": _h(absurd_frame_times, ".mkv", "media_too_long"),
+    "many_streams": _h(many_streams, ".mkv", "media_too_many_streams"),
+    "no_video_stream": _h(no_video, ".mp4", "media_no_video"),
+}

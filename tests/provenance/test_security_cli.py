@@ -1,0 +1,96 @@
+"""`provenance client rotate|revoke`, `provenance device rotate` and `provenance audit` against a
+real server (uvicorn on a loopback port)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from provenance.cli import app
+from provenance.core.config import Settings
+from provenance.service import Service, open_service
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[str, Service]]:
+    service = open_service(
+        Settings(
+            data_dir=tmp_path / "var",
+            database_url=f"sqlite:///{tmp_path / 'cli.db'}",
+            chain_mode="off",
+            demo=False,
+        )
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", service
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        service.engine.dispose()
+
+
+def _cli(*args: str) -> dict[str, object]:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed
+
+
+def test_rotate_keys_and_read_the_audit_log(live: tuple[str, Service], tmp_path: Path) -> None:
+    url, service = live
+    admin = ["--server", url, "--api-key", str(service.new_admin_key)]
+    camera = _cli("client", "create", "--name", "cam app", "--scope", "camera", *admin)
+    rotated = _cli("client", "rotate", str(camera["id"]), "--grace", "0", *admin)
+    old_key, new_key = str(camera["api_key"]), str(rotated["api_key"])
+    assert httpx.get(f"{url}/v1/log/root", headers={"Authorization": f"Bearer {old_key}"}).status_code == 401
+    assert httpx.get(f"{url}/v1/log/root", headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+
+    old_file, new_file = tmp_path / "old.key", tmp_path / "new.key"
+    old = _cli("device", "init", "--out", str(old_file))
+    new = _cli("device", "init", "--out", str(new_file))
+    _cli("device", "enroll", "--public-key-file", f"{old_file}.pub", "--name", "cam", *admin)
+    successor = _cli(
+        "device", "rotate", "--device-key", str(old_file), "--new-key", str(new_file),
+        "--server", url, "--api-key", new_key,
+    )  # fmt: skip
+    assert successor["id"] == new["device_id"] and successor["predecessor_id"] == old["device_id"]
+    refused = CliRunner().invoke(
+        app, ["device", "rotate", "--device-key", str(old_file), "--new-key", str(new_file),
+              "--server", url, "--api-key", new_key],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "device_already_revoked" in refused.output
+
+    _cli("client", "revoke", str(camera["id"]), *admin)
+    events = _cli("audit", "--limit", "10", *admin)["events"]
+    assert isinstance(events, list)
+    assert [e["action"] for e in events][:5] == [
+        "client.revoke",
+        "device.rotate",
+        "device.enroll",
+        "client.rotate",
+        "client.create",
+    ]

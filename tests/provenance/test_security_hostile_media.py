@@ -1,0 +1,207 @@
+"""Hostile media through the real HTTP API: registration uploads and verifications.
+
+Every file of the corpus must come back as a clear 4xx problem with a stable `media_*` code,
+within a bounded time and a bounded growth of peak memory, and leave the database and the media
+directory exactly as they were.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import resource
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from provenance import fingerprint as fp
+from provenance.core.config import DecodeLimits, Settings
+from provenance.core.timeutil import utcnow
+from provenance.models import LogEntry, Registration, UsedNonce, Verification
+from provenance.service import Service, open_service
+from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
+from tests.provenance.hostile_media import CORPUS
+from tests.samples import sample_clip
+
+# Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
+MAX_SECONDS = 15.0
+MAX_PEAK_GROWTH_MB = 300.0
+LIMITS = DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=20)
+
+
+@dataclass
+class Stack:
+    service: Service
+    http: TestClient
+    camera: dict[str, str]
+    newsroom: dict[str, str]
+    device_key: Ed25519PrivateKey
+    device_id: str
+    claimed: fp.Fingerprint
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One service for the whole corpus (module scope: set-up is most of the cost)."""
+    root = tmp_path_factory.mktemp("hostile")
+    service = open_service(
+        Settings(
+            data_dir=root / "var",
+            database_url=f"sqlite:///{root / 'hostile.db'}",
+            chain_mode="off",
+            demo=False,
+            limits=LIMITS,
+        )
+    )
+    admin = {"Authorization": f"Bearer {service.new_admin_key}"}
+    with TestClient(service.app, raise_server_exceptions=False) as http:
+        keys = {}
+        for scope in ("camera", "newsroom"):
+            response = http.post("/v1/clients", json={"name": scope, "scope": scope}, headers=admin)
+            keys[scope] = {"Authorization": f"Bearer {response.json()['api_key']}"}
+        device_key = Ed25519PrivateKey.generate()
+        raw = raw_public_key(device_key.public_key())
+        response = http.post(
+            "/v1/devices",
+            json={"name": "hostile camera", "public_key": base64.b64encode(raw).decode()},
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+        claimed = fp.compute_fingerprint(sample_clip("carphone_pristine.mp4"), limits=LIMITS, sample_fps=4.0)
+        yield Stack(service, http, keys["camera"], keys["newsroom"], device_key, device_id_for(raw), claimed)
+    service.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("corpus")
+    return {name: entry.maker(root / f"{name}{entry.suffix}") for name, entry in CORPUS.items()}
+
+
+def _rows(service: Service) -> dict[str, int]:
+    with Session(service.engine) as session:
+        return {
+            table.__name__: session.exec(select(func.count()).select_from(table)).one()
+            for table in (Registration, UsedNonce, LogEntry, Verification)
+        }
+
+
+def _stored_media(service: Service) -> list[Path]:
+    media = service.settings.data_dir / "media"
+    return sorted(media.iterdir()) if media.exists() else []
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark for this process (Linux: write 5 to clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+@dataclass
+class Measured:
+    status: int
+    body: dict[str, object]
+    seconds: float
+    peak_growth_mb: float
+
+
+def _measure(call: object) -> Measured:
+    """Run one request, measuring wall time and how far peak RSS rose above the RSS before it."""
+    assert callable(call)
+    precise = _reset_peak_rss()
+    before_kb = _status_kb("VmRSS") if precise else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    response = call()
+    seconds = time.monotonic() - started
+    after_kb = _status_kb("VmHWM") if precise else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return Measured(response.status_code, response.json(), seconds, (after_kb - before_kb) / 1024)
+
+
+def _assert_refused(name: str, measured: Measured) -> None:
+    codes = CORPUS[name].codes
+    assert 400 <= measured.status < 500, (name, measured.status, measured.body)
+    assert measured.body.get("code") in codes, (name, measured.body)
+    assert measured.body.get("status") == measured.status and measured.body.get("detail")
+    assert measured.seconds < MAX_SECONDS, (name, measured.seconds)
+    assert measured.peak_growth_mb < MAX_PEAK_GROWTH_MB, (name, measured.peak_growth_mb)
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_registration_upload_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+    """A validly signed manifest naming the hostile file's hash, so the upload really is decoded."""
+    data = corpus[name].read_bytes()
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=hashlib.sha256(data).hexdigest(),
+        fingerprint_version=stack.claimed.version,
+        fingerprint_bytes=stack.claimed.encode(),
+        fingerprint_digest=stack.claimed.digest(),
+        captured_at=utcnow(),
+        device_id=stack.device_id,
+    ).to_json()
+    signature = sign_manifest(manifest, stack.device_key)
+    rows, media = _rows(stack.service), _stored_media(stack.service)
+    measured = _measure(
+        lambda: stack.http.post(
+            "/v1/registrations",
+            data={"manifest": json.dumps(manifest), "signature": signature},
+            files={"media": (corpus[name].name, data, "application/octet-stream")},
+            headers=stack.camera,
+        )
+    )
+    _assert_refused(name, measured)
+    assert _rows(stack.service) == rows
+    assert _stored_media(stack.service) == media
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_verification_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+    data = corpus[name].read_bytes()
+    rows = _rows(stack.service)
+    measured = _measure(
+        lambda: stack.http.post(
+            "/v1/verifications",
+            files={"media": (corpus[name].name, data, "application/octet-stream")},
+            headers=stack.newsroom,
+        )
+    )
+    _assert_refused(name, measured)
+    assert _rows(stack.service) == rows
+
+
+def test_corpus_files_are_small(corpus: dict[str, Path]) -> None:
+    """The bombs are bombs: tiny on the wire, huge (or endless) once decoded naively."""
+    for name in ("png_header_30000", "png_decompression_bomb", "h264_resolution_bomb", "many_streams"):
+        assert corpus[name].stat().st_size < 64 * 1024, name
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_content_lookup_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+    """The C2PA soft-binding lookup by content decodes the body too: the same bounds hold there."""
+    rows = _rows(stack.service)
+    measured = _measure(
+        lambda: stack.http.post(
+            "/matches/byContent",
+            content=corpus[name].read_bytes(),
+            headers={**stack.newsroom, "Content-Type": "application/octet-stream"},
+        )
+    )
+    _assert_refused(name, measured)
+    assert _rows(stack.service) == rows

@@ -1,0 +1,131 @@
+"""Fingerprint v2 through the API: uploads are re-fingerprinted with embeddings, results name the comparer."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from detector.comparer import default_comparer, encode_segments
+from generator.tampers import paste_region
+from generator.variants import reencode
+from provenance import fingerprint as fp
+from provenance.core.config import DecodeLimits, Settings
+from provenance.core.timeutil import utcnow
+from provenance.models import Registration
+from provenance.service import Service
+from provenance.signing import build_manifest, sign_manifest
+from tests.conftest import EnrolledDevice, make_key
+from tests.provenance.test_verifications_api import register_upload, verify
+from tests.samples import sample_clip
+
+torch.set_num_threads(1)
+BIKES = sample_clip("bikes.mp4")
+CARPHONE = sample_clip("carphone_pristine.mp4")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The service under test forces the learned comparer (PROVENANCE_COMPARER=learned)."""
+    return Settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        comparer="learned",
+        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+    )
+
+
+def register_v1(http: TestClient, headers: dict[str, str], device: EnrolledDevice, clip: Path) -> str:
+    """A camera app that still sends version 1: accepted, re-fingerprinted as version 1."""
+    fpr = fp.compute_fingerprint(clip, limits=DecodeLimits(), version=fp.VERSION_1)
+    content = clip.read_bytes()
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        fingerprint_version=fpr.version,
+        fingerprint_bytes=fpr.encode(),
+        fingerprint_digest=fpr.digest(),
+        captured_at=utcnow(),
+        device_id=device.id,
+    ).to_json()
+    response = http.post(
+        "/v1/registrations",
+        headers=headers,
+        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
+        files={"media": (clip.name, content, "video/mp4")},
+    )
+    assert response.status_code == 201, response.text
+    registration_id: str = response.json()["id"]
+    return registration_id
+
+
+def test_v2_and_v1_registrations_verify_each_with_its_comparer(
+    http: TestClient,
+    service: Service,
+    device: EnrolledDevice,
+    camera_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    bikes_id = register_upload(http, camera_headers, device, BIKES)
+    carphone_id = register_v1(http, camera_headers, device, CARPHONE)
+    with Session(service.engine) as session:
+        stored = session.get(Registration, bikes_id)
+        assert stored is not None
+        assert fp.Fingerprint.decode(stored.fingerprint).version == 2
+        old = session.get(Registration, carphone_id)
+        assert old is not None and fp.Fingerprint.decode(old.fingerprint).version == 1
+    newsroom = make_key(http, admin_headers, "newsroom")
+
+    paste_region(BIKES, tmp_path / "edit.mp4", start=3.0, duration=2.0, box=(0.55, 0.2, 0.3, 0.45))
+    result = verify(http, newsroom, tmp_path / "edit.mp4").json()
+    assert result["verdict"] == "tampered", result
+    assert result["match"]["registration_id"] == bikes_id
+    assert result["comparer"] == {
+        "name": "triplet",
+        "version": default_comparer().version,
+        "note": "PROVENANCE_COMPARER=learned",
+    }
+    fetched = http.get(f"/v1/verifications/{result['id']}", headers=newsroom).json()
+    assert fetched["comparer"] == result["comparer"]
+
+    reencode(CARPHONE, tmp_path / "carphone.mp4", bitrate=150_000)
+    result = verify(http, newsroom, tmp_path / "carphone.mp4").json()
+    assert result["verdict"] == "authentic", result
+    assert result["match"]["registration_id"] == carphone_id
+    assert result["comparer"]["name"] == "pdq-grid"
+    assert "v1" in result["comparer"]["note"]
+
+
+def test_an_upload_whose_embeddings_disagree_is_refused(
+    http: TestClient, device: EnrolledDevice, camera_headers: dict[str, str]
+) -> None:
+    fpr = fp.compute_fingerprint(BIKES, limits=DecodeLimits())
+    model, segments = fpr.segments()
+    swapped = [dataclasses.replace(s, cells=s.cells[::-1]) for s in segments]
+    forged = dataclasses.replace(fpr, embeddings=encode_segments(swapped, model))
+    content = BIKES.read_bytes()
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        fingerprint_version=forged.version,
+        fingerprint_bytes=forged.encode(),
+        fingerprint_digest=forged.digest(),
+        captured_at=utcnow(),
+        device_id=device.id,
+    ).to_json()
+    response = http.post(
+        "/v1/registrations",
+        headers=camera_headers,
+        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
+        files={"media": (BIKES.name, content, "video/mp4")},
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "fingerprint_mismatch" and "embedding distance" in body["detail"]
