@@ -16,8 +16,9 @@ original's clean frames; a *positive* is the same seconds through a benign chain
 letterbox, colour, gamma, blur, noise, JPEG or a real PyAV re-encode, logo or caption, a
 different frame rate, sampling jitter, fewer frames); a *negative* is a tamper of those seconds
 (region paste, copy-move, inpainted removal, spliced object, region recolour, whole-frame splice,
-inserted frames; later face swaps through `ExtraTriplet`) followed by its own benign chain, since
-tampered clips get re-encoded too. Each negative carries the share of every cell it altered.
+inserted frames; face swaps through `ExtraTriplet`, see `detector.swaps`) followed by its own
+benign chain, since tampered clips get re-encoded too. Each negative carries the share of every
+cell it altered.
 
 Everything is done in memory on decoded frames (fast); `codec_roundtrip` pushes a few frames
 through a real encoder, and `reencode_footage` makes full-rate re-encoded copies, for codec
@@ -1028,7 +1029,7 @@ class TripletSampler:
 
     `weights` is how hard-negative mining steers the sampler: training raises the weight of the
     kinds whose triplets still violate the margin. `add_extra` takes externally made tampers
-    (face swaps from `generator`, later) as one more kind.
+    (face swaps from `generator`: `detector.swaps.SwapSource`) as one more kind.
     """
 
     def __init__(

@@ -142,12 +142,18 @@ class RateLimiter:
     def limits_for(self, scope: str) -> _Scoped:
         return self.by_scope.get(scope, self.default)
 
-    def hit(self, key_id: str, scope: str) -> None:
-        """Count one request of `key_id`; raise `RateLimited` with the seconds to wait when over."""
+    @property
+    def in_memory(self) -> bool:
+        """Counting costs no I/O, so the event loop may count without a worker thread."""
+        return isinstance(self.storage, MemoryStorage)
+
+    def hit(self, key_id: str, scope: str, cost: int = 1) -> None:
+        """Count `cost` requests of `key_id` (a batch counts its items); raise `RateLimited` with the
+        seconds to wait when over."""
         scoped = self.limits_for(scope)
         try:
             for item in scoped.items:
-                if not self.strategy.hit(item, "api-key", key_id):
+                if not self.strategy.hit(item, "api-key", key_id, cost=cost):
                     reset = self.strategy.get_window_stats(item, "api-key", key_id).reset_time
                     raise RateLimited(max(1, math.ceil(reset - time.time())), str(item))
             self._hits += 1

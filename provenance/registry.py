@@ -9,13 +9,15 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, or_
+from sqlalchemy import Connection, Engine, insert, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -27,12 +29,13 @@ from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
 from provenance.core.timeutil import iso, parse_iso, utcnow
 from provenance.ledger import log
-from provenance.models import ApiClient, Device, Registration, UsedNonce
+from provenance.models import ApiClient, Device, LogEntry, Registration, UsedNonce
 from provenance.signing import (
     CaptureManifest,
     canonical_bytes,
     decode_public_key,
     device_id_for,
+    verify_canonical,
     verify_signature,
 )
 
@@ -136,6 +139,14 @@ class ClientCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[ApiClient, float]] = {}
         self._lock = threading.Lock()
+
+    def cached(self, key: str) -> ApiClient | None:
+        """The client if the key was authenticated within the TTL; never touches the database, so
+        the event loop may call it (a miss goes to `authenticate` in a worker thread)."""
+        hit = self._entries.get(hash_api_key(key))  # one dict read: atomic under the GIL
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return None
 
     def authenticate(self, key: str) -> ApiClient | None:
         digest = hash_api_key(key)
@@ -315,11 +326,31 @@ class Upload:
     suffix: str
 
 
-def parse_manifest(manifest_json: str | bytes) -> tuple[dict[str, object], CaptureManifest]:
-    try:
-        raw = json.loads(manifest_json)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DomainError("manifest_invalid", f"manifest is not JSON: {exc}", 422) from exc
+@dataclass(frozen=True)
+class Submission:
+    """One signed manifest as a client sent it: its JSON text (or the object already parsed from a
+    JSON body) and the base64 signature over its RFC 8785 bytes."""
+
+    manifest: str | bytes | dict[str, Any]
+    signature: str
+
+
+@dataclass
+class Accepted:
+    """A stored registration and its parsed fingerprint (so the index is fed without parsing it again)."""
+
+    registration: Registration
+    fingerprint: fp.Fingerprint
+
+
+def parse_manifest(manifest_json: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], CaptureManifest]:
+    if isinstance(manifest_json, dict):
+        raw: Any = manifest_json
+    else:
+        try:
+            raw = json.loads(manifest_json)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DomainError("manifest_invalid", f"manifest is not JSON: {exc}", 422) from exc
     if not isinstance(raw, dict):
         raise DomainError("manifest_invalid", "manifest must be a JSON object", 422)
     try:
@@ -331,7 +362,7 @@ def parse_manifest(manifest_json: str | bytes) -> tuple[dict[str, object], Captu
     return raw, manifest
 
 
-def _check_device(device: Device | None, device_id: str, captured_at: datetime) -> Device:
+def _check_device(device: _DeviceRow | None, device_id: str, captured_at: datetime) -> _DeviceRow:
     if device is None:
         raise DomainError("device_unknown", f"device {device_id} is not enrolled", 403)
     if device.revoked_at is not None and device.revoked_at <= captured_at:
@@ -339,7 +370,8 @@ def _check_device(device: Device | None, device_id: str, captured_at: datetime) 
     return device
 
 
-def _check_fingerprint(manifest: CaptureManifest) -> fp.Fingerprint:
+def _check_fingerprint(manifest: CaptureManifest) -> tuple[bytes, fp.Fingerprint]:
+    """The fingerprint's bytes, which the stored row keeps verbatim, and their parse."""
     try:
         data = base64.b64decode(manifest.fingerprint.data, validate=True)
     except (ValueError, binascii.Error) as exc:
@@ -353,7 +385,9 @@ def _check_fingerprint(manifest: CaptureManifest) -> fp.Fingerprint:
         raise DomainError(
             "fingerprint_malformed", "fingerprint version or kind disagrees with the manifest", 422
         )
-    return decoded
+    # The digest covers `data` and `decode` accepts only what `encode` writes, so `data` is the
+    # encoding: storing it as is saves re-encoding every frame record.
+    return data, decoded
 
 
 def _check_upload(
@@ -375,53 +409,204 @@ def _check_upload(
         )
 
 
+@dataclass(frozen=True)
+class _DeviceRow:
+    public_key: str
+    revoked_at: datetime | None
+
+
+@dataclass
+class _Candidate:
+    """A manifest that parsed, with everything its checks and rows need, computed once."""
+
+    manifest: CaptureManifest
+    canonical: bytes
+    signature: str
+    fingerprint_bytes: bytes
+    fingerprint: fp.Fingerprint
+    captured_at: datetime
+
+
+_DEVICES = Device.__table__  # type: ignore[attr-defined]
+_NONCES = UsedNonce.__table__  # type: ignore[attr-defined]
+_REGISTRATIONS = Registration.__table__  # type: ignore[attr-defined]
+_LOG = LogEntry.__table__  # type: ignore[attr-defined]
+
+
+_SPLICE = b'"fingerprint":{"data":"'
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+def canonical_manifest(raw: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of a validated manifest, without escaping its fingerprint's base64 character by
+    character (most of a registration's canonicalisation time): the rest is canonicalised with
+    `data` empty and the base64, which needs no escaping, spliced in. `"data"` sorts first among the
+    fingerprint's fields, and unescaped quotes cannot occur inside strings, so the splice point is
+    unique; anything unexpected takes the plain path."""
+    ref = raw.get("fingerprint")
+    data = ref.get("data") if isinstance(ref, dict) else None
+    if not isinstance(data, str) or not data.isascii() or data.encode().translate(None, _BASE64):
+        return canonical_bytes(raw)
+    light = canonical_bytes({**raw, "fingerprint": {**ref, "data": ""}})
+    if light.count(_SPLICE) != 1:
+        return canonical_bytes(raw)
+    at = light.index(_SPLICE) + len(_SPLICE)
+    return light[:at] + data.encode() + light[at:]
+
+
+def _candidate(submission: Submission) -> _Candidate:
+    """The checks that need no database: manifest schema, fingerprint parse, capture time format."""
+    raw, manifest = parse_manifest(submission.manifest)
+    data, decoded = _check_fingerprint(manifest)
+    return _Candidate(
+        manifest=manifest,
+        canonical=canonical_manifest(raw),
+        signature=submission.signature,
+        fingerprint_bytes=data,
+        fingerprint=decoded,
+        captured_at=manifest.captured_at_dt(),
+    )
+
+
+def _lookup(conn: Connection, candidates: Sequence[_Candidate]) -> tuple[dict[str, _DeviceRow], set[str]]:
+    """Every device the candidates name and every nonce of theirs already used: two queries in all."""
+    device_ids = sorted({c.manifest.device_id for c in candidates})
+    nonces = sorted({c.manifest.nonce for c in candidates})
+    devices = {
+        row.id: _DeviceRow(row.public_key, row.revoked_at)
+        for row in conn.execute(
+            sa_select(_DEVICES.c.id, _DEVICES.c.public_key, _DEVICES.c.revoked_at).where(
+                _DEVICES.c.id.in_(device_ids)
+            )
+        )
+    }
+    used = set(conn.execute(sa_select(_NONCES.c.nonce).where(_NONCES.c.nonce.in_(nonces))).scalars())
+    return devices, used
+
+
 def _admit(
-    session: Session,
     settings: Settings,
-    raw: dict[str, object],
-    manifest: CaptureManifest,
-    signature: str,
+    candidate: _Candidate,
+    devices: dict[str, _DeviceRow],
+    used: set[str],
     now: datetime,
-) -> Device:
-    """The checks that need the database: device state, signature, capture time, nonce."""
-    captured_at = manifest.captured_at_dt()
-    device = _check_device(session.get(Device, manifest.device_id), manifest.device_id, captured_at)
-    if not verify_signature(raw, signature, device.public_key):
+) -> _DeviceRow:
+    """Device enrolled at capture time, signature, capture time not ahead, nonce unused — in that order."""
+    manifest = candidate.manifest
+    device = _check_device(devices.get(manifest.device_id), manifest.device_id, candidate.captured_at)
+    if not verify_canonical(candidate.canonical, candidate.signature, device.public_key):
         raise DomainError(
             "signature_invalid", "the signature does not verify over the canonical manifest", 422
         )
-    if captured_at > now + timedelta(seconds=settings.clock_skew_s):
+    if candidate.captured_at > now + timedelta(seconds=settings.clock_skew_s):
         raise DomainError("capture_time_in_future", "captured_at is in the future", 422)
-    if session.get(UsedNonce, manifest.nonce) is not None:
+    if manifest.nonce in used:
         raise Conflict("nonce_replayed", "this manifest's nonce was used before")
     return device
 
 
-def _write(
-    session: Session,
-    registration: Registration,
-    device: Device,
-    nonce: str,
-    upload: Upload | None,
-    stored: Path | None,
-) -> bool:
-    """Insert the registration, its nonce and its log leaf; returns whether the media file was copied."""
-    session.add(UsedNonce(nonce=nonce, device_id=device.id, used_at=registration.received_at))
-    session.add(registration)
-    log.append(
-        session, "registration", registration.id, log.registration_leaf(registration, device.public_key)
+def _rows(
+    candidate: _Candidate,
+    device: _DeviceRow,
+    now: datetime,
+    media_path: str | None = None,
+    c2pa: dict[str, Any] | None = None,
+) -> tuple[Registration, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The registration and the rows of its nonce, itself and its transparency-log leaf."""
+    manifest = candidate.manifest
+    canonical = candidate.canonical.decode()
+    values: dict[str, Any] = {
+        "id": new_id("reg"),
+        "device_id": manifest.device_id,
+        "kind": manifest.kind,
+        "content_sha256": manifest.content_sha256,
+        "fingerprint": candidate.fingerprint_bytes,
+        "fingerprint_digest": manifest.fingerprint.digest,
+        "manifest": canonical,
+        "signature": candidate.signature,
+        "captured_at": candidate.captured_at,
+        "received_at": now,
+        "media_path": media_path,
+        "anchor_status": "pending",
+        "c2pa": json.dumps(c2pa) if c2pa is not None else None,
+    }
+    registration = Registration(**values)
+    leaf = log.entry_values(
+        "registration", registration.id, log.registration_leaf(registration, device.public_key), now
     )
-    session.flush()
-    if upload is not None and stored is not None and not stored.exists():
-        shutil.copyfile(upload.path, stored)
-        return True
-    return False
+    nonce = {"nonce": manifest.nonce, "device_id": manifest.device_id, "used_at": now}
+    return registration, nonce, values, leaf
+
+
+def _insert(
+    conn: Connection, rows: Sequence[tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]]
+) -> None:
+    """Nonces first (their primary key is what stops a concurrent replay), then registrations, then
+    leaves: one statement per table, whatever the number of rows."""
+    conn.execute(insert(_NONCES), [r[1] for r in rows])
+    conn.execute(insert(_REGISTRATIONS), [r[2] for r in rows])
+    conn.execute(insert(_LOG), [r[3] for r in rows])
+
+
+def register_many(
+    engine: Engine, settings: Settings, submissions: Sequence[Submission]
+) -> list[Accepted | DomainError]:
+    """Check each signed manifest on its own and store the accepted ones together: one transaction,
+    two lookups and three inserts for the lot. Per submission, an `Accepted` or the refusal.
+
+    A nonce repeated within `submissions` is accepted once (the first) and refused after. If a
+    concurrent transaction wins a race for a nonce (the insert fails), the lot is retried one by
+    one, so only the loser is refused.
+    """
+    outcomes: list[Accepted | DomainError | None] = []
+    candidates: list[tuple[int, _Candidate]] = []
+    for i, submission in enumerate(submissions):
+        try:
+            candidates.append((i, _candidate(submission)))
+            outcomes.append(None)
+        except DomainError as exc:
+            outcomes.append(exc)
+    if candidates:
+        _check_and_store(engine, settings, submissions, candidates, outcomes)
+    return [o if o is not None else DomainError("internal_error", "not checked", 500) for o in outcomes]
+
+
+def _check_and_store(
+    engine: Engine,
+    settings: Settings,
+    submissions: Sequence[Submission],
+    candidates: Sequence[tuple[int, _Candidate]],
+    outcomes: list[Accepted | DomainError | None],
+) -> None:
+    try:
+        with engine.begin() as conn:
+            now = utcnow()
+            devices, used = _lookup(conn, [c for _, c in candidates])
+            rows = []
+            for i, candidate in candidates:
+                try:
+                    device = _admit(settings, candidate, devices, used, now)
+                except DomainError as exc:
+                    outcomes[i] = exc
+                    continue
+                used.add(candidate.manifest.nonce)
+                row = _rows(candidate, device, now)
+                rows.append(row)
+                outcomes[i] = Accepted(row[0], candidate.fingerprint)
+            if rows:
+                _insert(conn, rows)
+    except IntegrityError:
+        if len(candidates) == 1:
+            outcomes[candidates[0][0]] = Conflict("nonce_replayed", "this manifest's nonce was used before")
+            return
+        for i, _ in candidates:
+            outcomes[i] = register_many(engine, settings, [submissions[i]])[0]
 
 
 def register(
     engine: Engine,
     settings: Settings,
-    manifest_json: str | bytes,
+    manifest_json: str | bytes | dict[str, Any],
     signature: str,
     upload: Upload | None = None,
     c2pa: dict[str, Any] | None = None,
@@ -429,47 +614,51 @@ def register(
     """Accept a signed capture manifest, or refuse it and write nothing.
 
     `c2pa` is what the uploaded media's own Content Credentials say, kept with the registration.
-
-    Without media everything happens in one transaction; with media the slow recomputation of the
-    fingerprint runs between the checks and the write, outside any transaction.
     """
-    raw, manifest = parse_manifest(manifest_json)
-    claimed = _check_fingerprint(manifest)
-    now = utcnow()
-    registration = Registration(
-        id=new_id("reg"),
-        device_id=manifest.device_id,
-        kind=manifest.kind,
-        content_sha256=manifest.content_sha256,
-        fingerprint=claimed.encode(),
-        fingerprint_digest=manifest.fingerprint.digest,
-        manifest=canonical_bytes(raw).decode(),
-        signature=signature,
-        captured_at=manifest.captured_at_dt(),
-        received_at=now,
-        c2pa=json.dumps(c2pa) if c2pa is not None else None,
-    )
-    stored: Path | None = None
-    if upload is not None:
-        with session_scope(engine) as session:
-            _admit(session, settings, raw, manifest, signature, now)
-        _check_upload(settings, manifest, claimed, upload)
-        media_dir = settings.data_dir / "media"
-        media_dir.mkdir(parents=True, exist_ok=True)
-        stored = media_dir / f"{manifest.content_sha256}{upload.suffix}"
-        registration.media_path = str(stored)
+    return register_one(engine, settings, Submission(manifest_json, signature), upload, c2pa).registration
+
+
+def register_one(
+    engine: Engine,
+    settings: Settings,
+    submission: Submission,
+    upload: Upload | None = None,
+    c2pa: dict[str, Any] | None = None,
+) -> Accepted:
+    """`register`, keeping the parsed fingerprint. Without media everything happens in one
+    transaction; with media the slow recomputation of the fingerprint runs between the checks and
+    the write, outside any transaction."""
+    if upload is None:
+        outcome = register_many(engine, settings, [submission])[0]
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+    candidate = _candidate(submission)
+    with engine.connect() as conn:
+        devices, used = _lookup(conn, [candidate])
+    _admit(settings, candidate, devices, used, utcnow())
+    _check_upload(settings, candidate.manifest, candidate.fingerprint, upload)
+    media_dir = settings.data_dir / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    stored = media_dir / f"{candidate.manifest.content_sha256}{upload.suffix}"
     copied = False
     try:
-        with session_scope(engine) as session:
-            device = _admit(session, settings, raw, manifest, signature, now)
-            copied = _write(session, registration, device, manifest.nonce, upload, stored)
+        with engine.begin() as conn:
+            now = utcnow()
+            devices, used = _lookup(conn, [candidate])
+            device = _admit(settings, candidate, devices, used, now)
+            row = _rows(candidate, device, now, str(stored), c2pa)
+            _insert(conn, [row])
+            if not stored.exists():
+                shutil.copyfile(upload.path, stored)
+                copied = True
     except BaseException as exc:
-        if copied and stored is not None:
+        if copied:
             stored.unlink(missing_ok=True)
         if isinstance(exc, IntegrityError):
             raise Conflict("nonce_replayed", "this manifest's nonce was used before") from exc
         raise
-    return registration
+    return Accepted(row[0], candidate.fingerprint)
 
 
 def get_registration(session: Session, registration_id: str) -> Registration:

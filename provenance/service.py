@@ -18,9 +18,11 @@ from provenance.anchoring import Batcher, ChainRuntime
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
+from provenance.core.errors import DomainError
 from provenance.core.secrets import resolve_secrets
 from provenance.credentials import Credentials
 from provenance.evaluation import Evaluator
+from provenance.intake import Intake
 from provenance.jobs import STARTUP_LOCK, JobQueue, ensure_schema, pg_lock
 from provenance.ledger.log import TreeCache
 from provenance.models import Registration
@@ -42,12 +44,19 @@ class Service:
     # The shared job queue, in api and worker roles only (the embedded default runs jobs in threads).
     queue: JobQueue | None = None
     app: FastAPI = field(init=False)
+    intake: Intake = field(init=False)
     evaluator: Evaluator = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         role = self.settings.role
         self.matcher.rebuild()
+        threading.Thread(
+            target=self.matcher.feed_forever, args=(self._stopping,), name="index-feed", daemon=True
+        ).start()
+        # Version 2 fingerprints are checked with detector.comparer, which imports torch: seconds that
+        # would otherwise stall the first registration (and every request behind the import lock).
+        threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
         if role != "all":
             # Registrations made through other API processes reach this matcher by polling.
             threading.Thread(
@@ -71,6 +80,7 @@ class Service:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.intake.stop()
         self.evaluator.stop()
         self.verifier.stop()
         self.batcher.stop()
@@ -82,10 +92,46 @@ class Service:
         """Match a file against the registered originals (no stored verification)."""
         return self.matcher.outcome_of_file(path, self.settings)
 
-    def registered(self, registration: Registration) -> Registration:
-        """Make a new registration findable by verification at once."""
-        self.matcher.add(registration.id, fp.Fingerprint.decode(registration.fingerprint))
+    def registered(
+        self, registration: Registration, fingerprint: fp.Fingerprint | None = None
+    ) -> Registration:
+        """Make a new registration findable by verification at once (the feeder indexes it; every
+        search drains what is still queued first)."""
+        self.matcher.feed(registration.id, fingerprint or fp.Fingerprint.decode(registration.fingerprint))
         return registration
+
+    def register(
+        self,
+        submission: registry.Submission,
+        upload: Path | None = None,
+        upload_suffix: str = ".bin",
+    ) -> Registration:
+        """One signed manifest, with the media when uploaded (its Content Credentials are kept)."""
+        if upload is None:
+            accepted = registry.register_one(self.engine, self.settings, submission)
+        else:
+            accepted = registry.register_one(
+                self.engine,
+                self.settings,
+                submission,
+                registry.Upload(path=upload, suffix=upload_suffix),
+                self.credentials.read(upload),
+            )
+        return self.registered(accepted.registration, accepted.fingerprint)
+
+    async def register_json(self, submission: registry.Submission) -> Registration:
+        """One signed manifest without media, through the group-committing intake; raises its refusal."""
+        return (await self.intake.submit(submission)).registration
+
+    async def register_batch(
+        self, submissions: list[registry.Submission]
+    ) -> list[Registration | DomainError]:
+        """Signed manifests synced together: each checked on its own; per item the stored
+        registration or its refusal."""
+        return [
+            o.registration if isinstance(o, registry.Accepted) else o
+            for o in await self.intake.submit_many(submissions)
+        ]
 
     def chain_status(self) -> dict[str, object]:
         return dict(self.chain.status)
@@ -97,6 +143,11 @@ class Service:
             except Exception as exc:  # health reports failures rather than raising them
                 return f"queue unavailable: {type(exc).__name__}"
         return self.batcher.status
+
+
+def _warm_imports() -> None:
+    with suppress(Exception):  # only a head start: the check imports it itself when it must
+        import detector.comparer  # noqa: F401
 
 
 def open_service(settings: Settings) -> Service:
@@ -146,5 +197,6 @@ def open_service(settings: Settings) -> Service:
             service.stop()
 
     service.evaluator = Evaluator(service)
+    service.intake = Intake(engine, settings, lambda a: service.registered(a.registration, a.fingerprint))
     service.app = create_app(settings, engine, service, lifespan)
     return service

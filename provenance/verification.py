@@ -7,6 +7,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -56,6 +57,12 @@ class Matcher:
         # floor moves only past ids old enough that no transaction still holding a lower one is open.
         self._floor = 0
         self._seen: list[tuple[float, int]] = []
+        # New registrations wait here for the feeder thread: hashing their frames into the index is
+        # off the request path; anything that searches drains the queue first, so a registration
+        # is findable as soon as its request has returned.
+        self._pending: deque[tuple[str, fp.Fingerprint]] = deque()
+        self._drain_lock = threading.Lock()
+        self._wake = threading.Event()
 
     def rebuild(self) -> int:
         with Session(self.engine) as session:
@@ -74,12 +81,38 @@ class Matcher:
             if registration_id not in self.index:
                 self.index.add(registration_id, fingerprint)
 
+    def feed(self, registration_id: str, fingerprint: fp.Fingerprint) -> None:
+        """Queue a new registration for the index (cheap: the request does not wait for the hashing)."""
+        self._pending.append((registration_id, fingerprint))
+        self._wake.set()
+
+    def drain(self) -> int:
+        """Index every queued registration; returns when none is waiting or being added."""
+        added = 0
+        with self._drain_lock:
+            while self._pending:
+                registration_id, fingerprint = self._pending.popleft()
+                self.add(registration_id, fingerprint)
+                added += 1
+        return added
+
+    def feed_forever(self, stop: threading.Event) -> None:
+        """The feeder thread: drain whenever registrations arrive, until `stop` is set."""
+        while not stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception:  # one bad entry must not stop the feeder; searches drain again
+                logger.exception("index feeder failed to add a registration")
+
     def catch_up(self, settle_s: float = 30.0) -> int:
         """Add registrations made through other processes: new log entries by id, never a full rebuild.
 
         Ids come from a sequence but commit out of order, so the scan starts at a floor that only
         passes an id once it has been seen for `settle_s` seconds; what is already indexed is skipped.
         """
+        self.drain()
         with Session(self.engine) as session:
             rows = session.exec(
                 select(LogEntry.id, LogEntry.ref_id)
@@ -120,6 +153,7 @@ class Matcher:
 
     def outcome(self, query: fp.Fingerprint, clip: ClipFrames | None = None) -> dict[str, Any]:
         """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
+        self.drain()
         outcome = verify_fingerprint(query, self.index, self._load, self.policy.factory(clip))
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 

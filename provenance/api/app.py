@@ -41,7 +41,12 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings, engine)
     problems.install(app)
     # Multipart overhead on top of the media bound.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + 1024 * 1024)
+    batch_bytes = settings.registration_batch_max * settings.registration_batch_item_bytes
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.limits.max_upload_bytes + 1024 * 1024,
+        by_path={"/v1/registrations/batch": batch_bytes},
+    )
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(registrations.router)

@@ -16,17 +16,20 @@ class _TooLarge(Exception):
 class BodySizeLimit:
     """Refuses with 413 `request_too_large` as soon as a body exceeds `max_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, by_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Tighter bounds for paths that take no media (e.g. a batch of manifests), by exact path.
+        self.by_path = by_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.by_path.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await self._refuse(scope, receive, send, max_bytes)
                 return
         seen = 0
         started = False
@@ -37,7 +40,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     tripped = True
                     raise _TooLarge
             return message
@@ -55,8 +58,8 @@ class BodySizeLimit:
         with suppress(_TooLarge):
             await self.app(scope, counting_receive, tracking_send)
         if tripped and not started:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "request_too_large", f"the request body exceeds {self.max_bytes} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        response = problem(413, "request_too_large", f"the request body exceeds {max_bytes} bytes")
         await response(scope, receive, send)

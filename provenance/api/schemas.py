@@ -128,6 +128,61 @@ class RegistrationPublic(BaseModel):
         )
 
 
+class RegistrationSubmission(BaseModel):
+    """A signed capture manifest as a JSON body: the manifest object itself (or its JSON text) and the
+    base64 Ed25519 signature over its RFC 8785 bytes."""
+
+    manifest: dict[str, Any] | str = Field(description="the capture manifest (an object, or its JSON text)")
+    signature: str = Field(max_length=200, description="base64 Ed25519 signature over the RFC 8785 bytes")
+
+
+class RegistrationBatch(BaseModel):
+    """Captures a camera app made offline, synced in one request; each is checked on its own."""
+
+    items: list[RegistrationSubmission] = Field(min_length=1)
+
+
+class RegistrationRefusal(BaseModel):
+    code: str = Field(description="the problem code a single registration would have been refused with")
+    status: int
+    detail: str
+
+
+class RegistrationSummary(BaseModel):
+    """An accepted batch item: enough to fetch it and its receipt (the manifest is the client's own)."""
+
+    id: str
+    device_id: str
+    content_sha256: str
+    captured_at: datetime
+    received_at: datetime
+    anchor_status: str
+
+    @classmethod
+    def of(cls, registration: Registration) -> RegistrationSummary:
+        return cls(
+            id=registration.id,
+            device_id=registration.device_id,
+            content_sha256=registration.content_sha256,
+            captured_at=registration.captured_at,
+            received_at=registration.received_at,
+            anchor_status=registration.anchor_status,
+        )
+
+
+class RegistrationBatchItem(BaseModel):
+    index: int = Field(description="position in the request's items")
+    accepted: bool
+    registration: RegistrationSummary | None = None
+    problem: RegistrationRefusal | None = None
+
+
+class RegistrationBatchResult(BaseModel):
+    accepted: int
+    refused: int
+    items: list[RegistrationBatchItem]
+
+
 class Health(BaseModel):
     status: str
     version: str

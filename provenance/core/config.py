@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=dict)
     rate_limit_default: str = "100/second"
     rate_limit_storage: str = "auto"
+    # POST /v1/registrations/batch: at most this many signed manifests per request (more: 413), and
+    # a body of at most this many bytes per allowed item (a version 2 manifest is ~30 kB).
+    registration_batch_max: int = 100
+    registration_batch_item_bytes: int = 256 * 1024
     # Secrets may come from files instead of the environment (PROVENANCE_CHAIN_PRIVATE_KEY_FILE, ...);
     # every key file the service reads must not be readable by group or others.
     chain_private_key_file: Path | None = None

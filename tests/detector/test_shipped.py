@@ -100,12 +100,6 @@ def test_bikes_benign_copy_placed_exactly_is_clean(
     assert len(windows) == 10 and not any(w.tampered for w in windows)
 
 
-@pytest.mark.xfail(
-    reason="comparer quality (issue 5): bikes cuts at 3.04 s, right after window 3's first "
-    "instant; sampled from 0.05 s and placed 0.1 s off, the clip sample nearest that instant is past "
-    "the cut and the benign window scores 0.51 over the 0.41 threshold (weights 4216e6fd43c05b81)",
-    strict=False,
-)
 def test_bikes_benign_copy_misplaced_by_the_aligner_is_clean(
     comparer: TripletComparer,
     bikes_cases: tuple[list[SegmentEmbedding], Path, Path, tampers.TamperTruth],

@@ -47,7 +47,7 @@ def test_sampler_labels_cells_of_spatial_tampers() -> None:
 
 
 def test_extra_triplets_hook() -> None:
-    """Externally made fakes (face swaps, later) go through the same benign chains and labels."""
+    """Externally made fakes (face swaps) go through the same benign chains and labels."""
     footage: list[data.Footage] = [
         data.SyntheticFootage(7, duration=3.0),
         data.SyntheticFootage(8, duration=3.0),
