@@ -1,4 +1,4 @@
-"""Face-swap fakes of evaluation originals, from shipped weights: plain and PDQ-evasive.
+"""Face-swap fakes of evaluation originals, from shipped weights: plain and evasive.
 
 The continuous evaluation calls these for every original. They never train the swap model (an
 evaluation run must be quick and repeatable); the evasive swap only fine-tunes decoder B against
@@ -6,7 +6,10 @@ the original's PDQ hashes for a few steps, which is the attack itself, not model
 original they cannot fake (no face in it, no weights) raises `NotApplicable` with the reason, so
 the evaluation records a skip instead of failing. Each fake's truth carries PDQ measures: how
 many swapped frames stay within Hamming distance 31 of the original frame, i.e. would pass a
-PDQ-only matcher as the original.
+PDQ-only matcher as the original; and, with the detector's weights, the learned comparer's
+(`embedding_*`: its window scores against the original's, and how many windows it flags).
+The evasive swap aims at both fingerprints (`EVADE_TARGETS`) and also records the plain swap's
+distances it started from (`*_before`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.comparer import TripletComparer
+from detector.model import WEIGHTS_FILE as DETECTOR_WEIGHTS
+from detector.model import load_weights
 from generator.faces import Face, detect_faces, track_faces
 from generator.swap import DEFAULT_WEIGHTS
 from generator.swap.convert import swap_video
-from generator.swap.evasion import PDQ_MATCH, evade_pdq, pdq_bits
+from generator.swap.evasion import (
+    PDQ_MATCH,
+    EmbeddingMeasures,
+    Target,
+    embedding_measures,
+    evade,
+    evade_pdq,
+    pdq_bits,
+)
 from generator.swap.model import SwapModel, load_model
 from generator.tampers import NotApplicable, TamperTruth
 from generator.variants import read_clip
@@ -29,12 +43,24 @@ CLIP_MATCH_SHARE = 0.8
 # Frames looked at before tracking a whole clip: tracking a faceless clip costs the most.
 FACE_PROBES = 8
 EVADE_LR = 2e-3
+# What the evasive swap keeps close to the original: both fingerprints the verifier may use.
+EVADE_TARGETS: tuple[Target, ...] = ("pdq", "embedding")
 
-__all__ = ["NotApplicable", "face_swap", "face_track", "pdq_measures", "shipped_model", "weights_digest"]
+__all__ = [
+    "NotApplicable",
+    "embedding_summary",
+    "face_swap",
+    "face_track",
+    "learned_comparer",
+    "pdq_measures",
+    "shipped_model",
+    "weights_digest",
+]
 
 
 _models: dict[tuple[str, int, int], SwapModel] = {}
 _tracks: dict[tuple[str, int, int], list[Face | None]] = {}
+_comparers: dict[tuple[str, int, int], TripletComparer] = {}
 
 
 def _stat_key(path: Path) -> tuple[str, int, int]:
@@ -57,6 +83,27 @@ def shipped_model(weights: Path = DEFAULT_WEIGHTS) -> SwapModel:
     if key not in _models:
         _models[key] = load_model(weights)[0]
     return _models[key]
+
+
+def learned_comparer(weights: Path = DETECTOR_WEIGHTS) -> TripletComparer | None:
+    """The detector's comparer, loaded once per weights version; None when there are no weights."""
+    if not weights.is_file():
+        return None
+    key = _stat_key(weights)
+    if key not in _comparers:
+        _comparers[key] = TripletComparer(load_weights(weights))
+    return _comparers[key]
+
+
+def embedding_summary(measures: EmbeddingMeasures | None, suffix: str = "") -> dict[str, float]:
+    """`EmbeddingMeasures` as truth measures (`embedding_*` keys, which the evaluation averages)."""
+    if measures is None or not measures.windows:
+        return {}
+    return {
+        f"embedding_mean_score{suffix}": measures.mean_score,
+        f"embedding_mean_global{suffix}": measures.mean_global,
+        f"embedding_flagged_rate{suffix}": measures.flagged_rate,
+    }
 
 
 def face_track(video: Path) -> list[Face | None]:
@@ -103,23 +150,46 @@ def face_swap(
     weights: Path = DEFAULT_WEIGHTS,
     evade_steps: int = 0,
     evade_lr: float = EVADE_LR,
+    evade_targets: tuple[Target, ...] = EVADE_TARGETS,
     seed: int = 0,
 ) -> TamperTruth:
-    """Write `original` with its face swapped by the shipped weights; the truth and PDQ measures.
+    """Write `original` with its face swapped by the shipped weights; the truth and fingerprint measures.
 
     `evade_steps` > 0 makes the evasive swap: decoder B fine-tuned so the fake keeps the
-    original's PDQ hashes (`evasion.evade_pdq`).
+    original's fingerprints, `evade_targets` of them (`evasion.evade`; PDQ alone is
+    `evasion.evade_pdq`, as before the learned comparer existed).
     """
     model = shipped_model(weights)
     track = face_track(original)
+    report = None
     if evade_steps > 0:
-        model, _ = evade_pdq(
-            model, original, steps=evade_steps, lr=evade_lr, seed=seed, progress=False, faces=track
-        )
+        if tuple(evade_targets) == ("pdq",):
+            model, report = evade_pdq(
+                model, original, steps=evade_steps, lr=evade_lr, seed=seed, progress=False, faces=track
+            )
+        else:
+            model, report = evade(
+                model,
+                original,
+                targets=evade_targets,
+                steps=evade_steps,
+                lr=evade_lr,
+                seed=seed,
+                progress=False,
+                faces=track,
+            )
     result = swap_video(model, original, out, progress=False, faces=track)
     if not any(result.changed):
         raise NotApplicable(f"the swap changed no frame of {original.name}")
     truth = result.truth()
-    measures = pdq_measures(read_clip(original).frames, read_clip(out).frames, result.changed)
+    clip = read_clip(original)
+    fake = read_clip(out).frames
+    measures = pdq_measures(clip.frames, fake, result.changed)
+    comparer = learned_comparer()
+    if comparer is not None:
+        measures |= embedding_summary(embedding_measures(comparer, clip.frames, fake, clip.times))
+    if report is not None:
+        measures["pdq_mean_distance_before"] = round(report.mean_distance_before, 2)
+        measures |= embedding_summary(report.embedding_before, "_before")
     kind = "evasive_face_swap" if evade_steps > 0 else "face_swap"
     return TamperTruth(ranges=truth.ranges, regions=truth.regions, kind=kind, measures=measures)

@@ -197,8 +197,10 @@ def summarise(
     """Per attack and overall rates; `skipped` (attack → reasons) is kept beside them.
 
     Tamper rows also carry `authentic_rate` (passed as authentic: the worst miss) and the means
-    of the generator's own measures (PDQ pass rates of face swaps); `evasion` sums up the
-    evasive swap: how often it passes a PDQ-only match and how often verification still flags it.
+    of the generator's own measures (PDQ pass rates and learned-embedding distances of face
+    swaps); `evasion` sums up the evasive swap: how often it passes a PDQ-only match, how close
+    its fingerprints came to the original's (after, and before the fine-tuning), and how often
+    verification still flags it.
     """
     skipped = skipped or {}
 
@@ -218,7 +220,7 @@ def summarise(
                 "region_iou": mean([r["region_iou"] for r in rows if "region_iou" in r]),
                 "authentic_rate": mean([r["authentic"] for r in rows if "authentic" in r]),
             }
-            for measure in sorted({k for r in rows for k in r if k.startswith("pdq_")}):
+            for measure in sorted({k for r in rows for k in r if k.startswith(("pdq_", "embedding_"))}):
                 key = "pdq_clip_pass_rate" if measure == "pdq_clip_pass" else measure
                 attacks[name][key] = mean([r[measure] for r in rows if measure in r])
             detected += [r["detected"] for r in rows]
@@ -249,6 +251,11 @@ def summarise(
             "n": evasive["n"],
             "pdq_frame_pass_rate": evasive.get("pdq_frame_pass_rate"),
             "pdq_clip_pass_rate": evasive.get("pdq_clip_pass_rate"),
+            "pdq_mean_distance": evasive.get("pdq_mean_distance"),
+            "pdq_mean_distance_before": evasive.get("pdq_mean_distance_before"),
+            "embedding_mean_score": evasive.get("embedding_mean_score"),
+            "embedding_mean_score_before": evasive.get("embedding_mean_score_before"),
+            "embedding_flagged_rate": evasive.get("embedding_flagged_rate"),
             "flagged_rate": evasive["detection_rate"],
             "passed_as_authentic_rate": evasive["authentic_rate"],
             "plain_swap_pdq_frame_pass_rate": plain.get("pdq_frame_pass_rate") if plain else None,

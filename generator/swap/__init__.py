@@ -14,7 +14,7 @@ from typing import Any
 
 from generator.swap.convert import SwapResult, blend_mask, reinhard_transfer, swap_frames, swap_video
 from generator.swap.data import file_key, load_faces, source_key, write_astronaut
-from generator.swap.evasion import EvasionReport, evade_pdq
+from generator.swap.evasion import EvasionReport, evade, evade_pdq
 from generator.swap.model import SwapConfig, SwapModel, load_model, save_model
 from generator.swap.training import TrainSettings, train_swap
 from generator.weights import SWAP_WEIGHTS
@@ -27,6 +27,7 @@ __all__ = [
     "SwapResult",
     "TrainSettings",
     "blend_mask",
+    "evade",
     "evade_pdq",
     "generate_swap",
     "load_model",

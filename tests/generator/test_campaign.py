@@ -64,6 +64,12 @@ def test_face_swap_of_an_original_with_its_truth_and_measures(
     evasive = campaign.face_swap(face, tmp_path / "evasive.mp4", evade_steps=10)
     assert evasive.kind == "evasive_face_swap"
     assert evasive.measures["pdq_mean_distance"] < truth.measures["pdq_mean_distance"]
+    assert evasive.measures["pdq_mean_distance_before"] == truth.measures["pdq_mean_distance"]
+    if campaign.learned_comparer() is not None:
+        # The evasion aims at the learned comparer too: its window scores come down as well.
+        assert truth.measures["embedding_mean_score"] > 0
+        assert evasive.measures["embedding_mean_score_before"] == truth.measures["embedding_mean_score"]
+        assert evasive.measures["embedding_mean_score"] < truth.measures["embedding_mean_score"]
 
 
 def test_what_cannot_be_faked_is_not_applicable(tmp_path: Path, clips: tuple[Path, Path]) -> None:
