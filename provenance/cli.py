@@ -453,10 +453,15 @@ def register(
             captured_at=utcnow(),
             device_id=device_id_for(raw_public_key(key.public_key())),
         ).to_json()
-        data = {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, key)}
-        files = {"media": video} if upload else {}
+        signature = sign_manifest(manifest, key)
         client = api(server, api_key)
-        registration = client.post_files("/v1/registrations", data, files)
+        if upload:
+            data = {"manifest": json.dumps(manifest), "signature": signature}
+            registration = client.post_files("/v1/registrations", data, {"media": video})
+        else:  # no media: a JSON body, which the server reads without form parsing
+            registration = client.request(
+                "POST", "/v1/registrations", json={"manifest": manifest, "signature": signature}
+            )
         receipt_path = f"/v1/registrations/{registration['id']}/receipt"
         registration["receipt"] = client.request("GET", receipt_path)
         deadline = time.monotonic() + wait
@@ -665,6 +670,8 @@ def print_evaluation(body: dict[str, Any]) -> None:
         out.print(
             f"evasive face swaps: {num(evasion['pdq_frame_pass_rate'])} of frames pass a PDQ-only match "
             f"(plain swaps {num(evasion['plain_swap_pdq_frame_pass_rate'])}); "
+            f"learned-embedding score {num(evasion.get('embedding_mean_score'))} "
+            f"(before evasion {num(evasion.get('embedding_mean_score_before'))}); "
             f"verification flags {num(evasion['flagged_rate'])} of them (n={evasion['n']})",
             markup=False,
         )

@@ -45,6 +45,9 @@ class DatabaseStorage(Storage):
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.engine = engine
+        # The upsert is atomic by itself: in autocommit it is one round trip, and the key's row is
+        # locked only while the statement runs, not until a separate COMMIT comes back.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -52,7 +55,7 @@ class DatabaseStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._autocommit.connect() as conn:
             count = conn.execute(
                 _UPSERT, {"key": key, "amount": amount, "expires_at": now + expiry, "now": now}
             ).scalar_one()

@@ -444,7 +444,9 @@ def canonical_manifest(raw: dict[str, Any]) -> bytes:
     fingerprint's fields, and unescaped quotes cannot occur inside strings, so the splice point is
     unique; anything unexpected takes the plain path."""
     ref = raw.get("fingerprint")
-    data = ref.get("data") if isinstance(ref, dict) else None
+    if not isinstance(ref, dict):
+        return canonical_bytes(raw)
+    data = ref.get("data")
     if not isinstance(data, str) or not data.isascii() or data.encode().translate(None, _BASE64):
         return canonical_bytes(raw)
     light = canonical_bytes({**raw, "fingerprint": {**ref, "data": ""}})

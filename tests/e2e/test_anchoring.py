@@ -29,7 +29,12 @@ from tests.samples import sample_clip
 
 pytestmark = pytest.mark.slow
 
-FAST = {"PROVENANCE_ANCHOR_INTERVAL_S": "0.5"}
+FAST = {
+    "PROVENANCE_ANCHOR_INTERVAL_S": "0.5",
+    # One camera key registers hundreds back to back, faster than the default 100/second; the
+    # rate limit is tested on its own (test_security_rate_limits.py).
+    "PROVENANCE_RATE_LIMIT_DEFAULT": "100000/second",
+}
 
 
 @lru_cache(maxsize=1)

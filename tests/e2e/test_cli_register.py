@@ -98,6 +98,15 @@ def test_cli_device_client_register_fetch(tmp_path: Path, database_url: str) -> 
         html = report.read_text()
         assert "authentic" in html.lower() and receipt["id"] in html and 'src="data:image/' in html
 
+        # Without --upload the signed manifest goes as a JSON body: registered, no media stored.
+        bare = json.loads(
+            server.cli(
+                "register", str(clip), "--device-key", str(tmp_path / "cam.key"), "--json", api_key=camera_key
+            ).stdout
+        )
+        assert bare["fingerprint_digest"] == local["digest"] and bare["media_uploaded"] is False
+        assert bare["receipt"]["leaf"]["registration_id"] == bare["id"]
+
         # A refusal is one line on stderr and a non-zero exit; the wrong scope cannot enrol.
         refused = server.cli(
             "device",
