@@ -28,6 +28,14 @@ descriptors (`thumbs`) and then, per segment:
 4. takes the per-cell median over the segment's frames, so one odd frame does not flag a segment
    and an edit lasting most of it does. Cells over `CELL_THRESHOLD` are tampered; their connected
    groups are the regions.
+5. also flags (`cell_scores`) what the sum in 3 dilutes, when two neighbouring cells share it
+   (benign changes leave lone cells): a chroma residual over `LOCAL_COLOUR_LEVEL` (a recoloured
+   object: 9-21 against at most 3.3 for benign variants) and, for a clip on the original's own
+   grid (no crop or rescale found in 1) and where the original is still between its samples, a
+   *structure* change over `STRUCTURE_LEVEL`: the cell's residual with its block shifted as a
+   whole, relative to the original's texture there (an inpainted area: 0.38; benign variants at
+   most 0.18). Per-pixel shifts forgive resampling, and with it any change that keeps the
+   picture's features within a pixel of the old ones.
 
 Scores are in 8-bit luma levels; `distance` maps the worst cell so that the threshold (12) is
 0.5. Seen on real clips (bikes 640x272, bigbuckbunny 720p, carphone 176x144), as distances:
@@ -35,6 +43,12 @@ re-encodes, resizes, letterbox and pillarbox 0.04-0.31, 10% crops up to 0.30 (16
 colour up to 0.41, frame-rate changes and subclips cut between samples up to 0.43; pasted
 textures and solid blocks 1.0 (scores of 24 and far more), a copy-move from elsewhere in the same
 clip 0.55-1.0, and missed once (a 1.2 s copy-move in a talking head with a still background).
+Region recolours (hue +60, saturation x1.6) scored 10-12 before step 5, under the threshold;
+with it they flag at distance 1 (benign variants of bikes and carphone stay at or under 0.33).
+Still missed: the shipped face swap of carphone (a talking head: the face moves between
+samples). Its whole-block structure change (0.34-0.37) is clear of re-encodes and grades (0.18)
+but not of a subclip cut between samples of a moving scene (bikes from 3.1 s: 0.48), which only
+finer temporal alignment would tell apart.
 """
 
 from __future__ import annotations
@@ -54,6 +68,16 @@ if TYPE_CHECKING:
 
 CELL_THRESHOLD = 12.0
 CHROMA_WEIGHT = 0.5
+# A colour change (chroma levels) two neighbouring cells share (`shared`) from which they are
+# tampered. Half the chroma added to luma needs 24 levels on its own: it missed every recolour.
+LOCAL_COLOUR_LEVEL = 5.0
+LOCAL_COLOUR_GAIN = CELL_THRESHOLD / LOCAL_COLOUR_LEVEL
+# A structure change (`luma_parts`) two neighbouring cells share from which they are tampered,
+# in still areas of clips that show the original uncropped (benign variants: at most 0.18); and
+# the texture floor it is measured against.
+STRUCTURE_LEVEL = 0.28
+STRUCTURE_GAIN = CELL_THRESHOLD / STRUCTURE_LEVEL
+STRUCTURE_FLOOR = 4.0
 SCALES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8)
 # Prefer "no crop" unless a crop explains the frames clearly better (correlation units).
 _IDENTITY_BONUS = 0.01
@@ -75,6 +99,10 @@ _PLAINLY_SAME = 0.5
 # Prefer no motion when a shift does not explain the frame clearly better (correlation units).
 _STILL_BONUS = 0.02
 _FLAT_STD = 2.0
+# The chroma curves are fitted again on the cells within this many levels of the first fit,
+# when there are at least this many (half the frame).
+_CHROMA_REFIT_LEVEL = 2.0
+_CHROMA_REFIT_CELLS = 32
 _QUANTILES = 17
 _SIDE = thumbs.SIDE
 _CELL = _SIDE // GRID_COLS
@@ -241,12 +269,25 @@ def motion(query: np.ndarray, warped: np.ndarray, radius: int) -> tuple[int, int
 def luma_cells(
     query: np.ndarray, original: np.ndarray, geometry: Geometry, moving: np.ndarray | None = None
 ) -> tuple[np.ndarray, Geometry]:
-    """(8, 8) mean absolute luma residual per cell, motion-compensated, and the geometry it used.
+    """(8, 8) mean absolute luma residual per cell, motion-compensated, and the geometry it used."""
+    cells, _, moved = luma_parts(query, original, geometry, moving)
+    return cells, moved
+
+
+def luma_parts(
+    query: np.ndarray, original: np.ndarray, geometry: Geometry, moving: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """(8, 8) luma residual per cell, (8, 8) structure change per cell, and the geometry used.
 
     The frame's own motion is found first; gain and offset are fitted there over the pixels the
     original covers. Each pixel then takes the best of the original shifted by up to one more
     pixel; cells marked `moving` (where the original itself changes between samples) may
     instead match a block up to `LOCAL_RADIUS` pixels away, as a moving object would.
+
+    The structure change is stricter: the residual of the cell's block shifted as a whole (by up
+    to one pixel, or `LOCAL_RADIUS` where `moving`), over the original's texture there (mean
+    gradient plus `STRUCTURE_FLOOR`): per-pixel shifts forgive resampling, but also an edit
+    that keeps the features within a pixel of the old ones.
     """
     margin = MOTION_RADIUS + LOCAL_RADIUS
     big = warp(original, geometry, _SIDE, margin=margin)
@@ -265,11 +306,17 @@ def luma_cells(
     near = slice(inner - 1, inner + 2)
     strict = residual[near, near].min(axis=(0, 1))
     cells = strict.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
+    blocks = residual.reshape(*residual.shape[:2], GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(3, 5))
+    whole = blocks[near, near].min(axis=(0, 1))
     if moving is not None and moving.any():
-        blocks = residual.reshape(*residual.shape[:2], GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(3, 5))
-        cells = np.where(moving, np.minimum(cells, blocks.min(axis=(0, 1))), cells)
+        anywhere = blocks.min(axis=(0, 1))
+        cells = np.where(moving, np.minimum(cells, anywhere), cells)
+        whole = np.where(moving, anywhere, whole)
+    gy, gx = np.gradient(fitted[inner:-inner, inner:-inner])
+    texture = (np.abs(gx) + np.abs(gy)).reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
+    structure = whole / (STRUCTURE_FLOOR + texture)
     moved = Geometry(geometry.sx, geometry.sy, geometry.dx + geometry.sx * ux, geometry.dy + geometry.sy * uy)
-    return cells, moved
+    return cells, structure, moved
 
 
 def tone_map(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -308,16 +355,51 @@ def chroma_cells(query: np.ndarray, original: np.ndarray, geometry: Geometry) ->
     Each of Cb and Cr is mapped by a monotone curve (a saturation change, and its clipping in
     saturated colours, is monotone per channel). `query` and `original` are (8, 8, 2) maps.
     """
+    return chroma_parts(query, original, geometry)[0]
+
+
+def chroma_parts(
+    query: np.ndarray, original: np.ndarray, geometry: Geometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """`chroma_cells`, and the same with the curves fitted again on the cells the first fit explains.
+
+    A pasted or recoloured object moves the chroma quantiles of the whole frame, so the first
+    curve leaves residuals in untouched saturated cells too (13.7 in a carphone edge cell beside
+    a paste, which then widens the flagged region); the refit does not.
+    """
     fine = GRID_ROWS * 3
     # On a grid of thirds of a cell, pixel 3c+1 is the centre of cell c (+1 for the margin).
     warped = warp(original, geometry, fine, margin=1)
     options = np.stack([warped[y : y + fine : 3, x : x + fine : 3] for y in (1, 2, 3) for x in (1, 2, 3)])
+    first = _chroma_outside(query, options, np.ones((GRID_ROWS, GRID_COLS), dtype=bool))
+    keep = first <= _CHROMA_REFIT_LEVEL
+    if keep.sum() < _CHROMA_REFIT_CELLS or keep.all():
+        return first, first
+    return first, _chroma_outside(query, options, keep)
+
+
+def _chroma_outside(query: np.ndarray, options: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """(8, 8) chroma outside the neighbourhood's range, each channel's curve fitted on the `fit` cells."""
     total = np.zeros((GRID_ROWS, GRID_COLS), dtype=np.float32)
     for channel in range(2):
         observed = query[:, :, channel]
-        mapped = tone_map(options[..., channel], options[4, :, :, channel].ravel(), observed.ravel())
+        mapped = tone_map(options[..., channel], options[4, :, :, channel][fit], observed[fit])
         total += np.maximum(observed - mapped.max(axis=0), 0) + np.maximum(mapped.min(axis=0) - observed, 0)
     return total
+
+
+def shared(values: np.ndarray) -> np.ndarray:
+    """(8, 8) the part of each cell's score its strongest 8-neighbour shares: min(cell, neighbour).
+
+    Benign changes leave lone cells over the level: a 10% crop of bikes resamples a small
+    saturated object at a cell's edge to a chroma residual of 8.6 in one cell, but no two
+    neighbouring cells reach 3.3. A recoloured object (9-21) spans neighbours.
+    """
+    ring = np.ones((3, 3), np.uint8)
+    ring[1, 1] = 0
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    strongest = cv2.dilate(values, ring, borderType=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return np.minimum(values, strongest)
 
 
 def candidates(t: float, times: np.ndarray) -> list[int]:
@@ -341,11 +423,39 @@ def regions_of(mask: np.ndarray) -> list[list[float]]:
     return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
 
 
+@dataclass(frozen=True)
+class CellParts:
+    """(8, 8) measures of a frame or segment: luma + half chroma and chroma (levels), structure (ratio).
+
+    `structure` is 0 where it does not apply (a cropped or rescaled clip).
+    """
+
+    combined: np.ndarray
+    chroma: np.ndarray
+    structure: np.ndarray
+
+    def minimum(self, other: CellParts) -> CellParts:
+        """Per cell and measure, the better match of two candidate original frames."""
+        return CellParts(
+            np.minimum(self.combined, other.combined),
+            np.minimum(self.chroma, other.chroma),
+            np.minimum(self.structure, other.structure),
+        )
+
+
+def _combine(combined: np.ndarray, chroma: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """(8, 8) cell scores in luma levels: the worst of the three measures, each scaled to the threshold."""
+    return np.maximum(
+        combined,
+        np.maximum(LOCAL_COLOUR_GAIN * shared(chroma), STRUCTURE_GAIN * shared(structure)),
+    )
+
+
 class PdqGridComparer:
     """The fingerprint-only comparer (see the module docstring)."""
 
     name = "pdq-grid"
-    version = "1"
+    version = "2"
 
     def __init__(self, threshold: float = CELL_THRESHOLD, scales: Sequence[float] = SCALES) -> None:
         self.threshold = threshold
@@ -354,7 +464,19 @@ class PdqGridComparer:
     def cell_scores(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
     ) -> np.ndarray:
-        """(8, 8) per-cell score of the segment: the median over its frames."""
+        """(8, 8) per-cell score of the segment, in luma levels against `CELL_THRESHOLD`.
+
+        The highest of: the median over its frames of luma + half chroma; the local colour change
+        (`shared`) scaled so that `LOCAL_COLOUR_LEVEL` meets the threshold; and, for a clip
+        showing the whole original, the local structure change scaled by `STRUCTURE_GAIN`.
+        """
+        parts = self.cell_parts(query_frames, original_frames)
+        return _combine(parts.combined, parts.chroma, parts.structure)
+
+    def cell_parts(
+        self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
+    ) -> CellParts:
+        """Per-cell medians over the segment's frames of each measure (see `CellParts`)."""
         if not query_frames or not original_frames:
             raise ValueError("compare needs frames on both sides")
         times = np.array([f.t for f in original_frames])
@@ -363,6 +485,9 @@ class PdqGridComparer:
         options = [candidates(f.t, times) for f in query_frames]
         nearest = [int(np.argmin(np.abs(times - f.t))) for f in query_frames]
         geometry = estimate_geometry(q_luma, o_luma[nearest], self.scales)
+        # A crop or rescale resamples the 32x32 thumbnail: whole-block residuals then measure the
+        # resampling (up to 0.68 of the texture on a 10% crop), not the content.
+        same_grid = geometry == IDENTITY
         moving: dict[int, np.ndarray] = {}
 
         def moves(j: int) -> np.ndarray:
@@ -371,24 +496,34 @@ class PdqGridComparer:
                 moving[j] = changes(o_luma[j], o_luma[j + 1])
             return moving[j]
 
-        per_frame = []
+        per_frame: list[CellParts] = []
+        plainly = _PLAINLY_SAME * self.threshold
         for k, chosen in enumerate(options):
+            around = np.zeros((GRID_ROWS, GRID_COLS), dtype=np.uint8)
+            for j in chosen[:-1]:
+                around |= moves(j)
+            near = cv2.dilate(around, np.ones((3, 3), np.uint8)).astype(bool)
+            # Where the original itself moves between samples, a clip sampled between them shows
+            # an in-between picture no whole block matches (a subclip cut 0.1 s off the samples:
+            # 0.48): only a still area has a structure to keep.
+            still = same_grid & ~near
 
-            def score(j: int, around: np.ndarray | None, k: int = k) -> np.ndarray:
-                luma, moved = luma_cells(q_luma[k], o_luma[j], geometry, around)
-                return luma + CHROMA_WEIGHT * chroma_cells(q_chroma[k], o_chroma[j], moved)
+            def score(j: int, around: np.ndarray | None, k: int = k, still: np.ndarray = still) -> CellParts:
+                luma, structure, moved = luma_parts(q_luma[k], o_luma[j], geometry, around)
+                chroma, refit = chroma_parts(q_chroma[k], o_chroma[j], moved)
+                return CellParts(luma + CHROMA_WEIGHT * chroma, refit, np.where(still, structure, 0.0))
 
             # Most frames match their nearest sample outright; only the others pay for the rest.
             best = score(nearest[k], None)
-            if best.max() > _PLAINLY_SAME * self.threshold and len(chosen) > 1:
-                around = np.zeros((GRID_ROWS, GRID_COLS), dtype=np.uint8)
-                for j in chosen[:-1]:
-                    around |= moves(j)
-                near = cv2.dilate(around, np.ones((3, 3), np.uint8)).astype(bool)
+            if _combine(best.combined, best.chroma, best.structure).max() > plainly and len(chosen) > 1:
                 for j in chosen:
-                    best = np.minimum(best, score(j, near))
+                    best = best.minimum(score(j, near))
             per_frame.append(best)
-        return np.asarray(np.median(np.stack(per_frame), axis=0))
+        return CellParts(
+            np.asarray(np.median(np.stack([p.combined for p in per_frame]), axis=0)),
+            np.asarray(np.median(np.stack([p.chroma for p in per_frame]), axis=0)),
+            np.asarray(np.median(np.stack([p.structure for p in per_frame]), axis=0)),
+        )
 
     def compare(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]

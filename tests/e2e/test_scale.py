@@ -156,6 +156,9 @@ def wait_anchored(url: str, headers: dict[str, str], ids: list[str], timeout: fl
     with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
         while waiting:
             r = http.get(f"/v1/registrations/{waiting[0]}/receipt")
+            if r.status_code == 429:  # polling faster than the key's rate limit: back off as told
+                time.sleep(float(r.headers["Retry-After"]))
+                continue
             assert r.status_code == 200, f"accepted registration {waiting[0]} lost: {r.text}"
             if r.json()["anchor"]["status"] == "anchored":
                 waiting.pop(0)

@@ -17,6 +17,7 @@ from generator.variants import subclip
 from provenance import evaluation
 from provenance.evaluation import box_iou, time_iou
 from provenance.service import Service
+from provenance.verify.compare import PdqGridComparer
 from tests.samples import sample_clip
 
 
@@ -40,7 +41,7 @@ def test_run_stores_metrics_and_floors_degrade(
 
     body = http.get("/v1/evaluations", headers=admin_headers).json()
     [stored] = body["runs"]
-    assert stored["id"] == run.id and stored["comparer"] == "pdq-grid-1"
+    assert stored["id"] == run.id and stored["comparer"] == f"pdq-grid-{PdqGridComparer.version}"
     attacks = stored["metrics"]["attacks"]
     assert set(attacks) == {"paste_region", "replace_range", "reencode"}
     assert attacks["paste_region"]["n"] == 2 and attacks["reencode"]["n"] == 2

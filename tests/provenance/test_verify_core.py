@@ -170,6 +170,27 @@ def test_a_copy_move_from_elsewhere_in_the_clip_is_found(world: World) -> None:
     assert _outside(outcome.match.tampered_ranges, truth.ranges[0]) <= TOLERANCE_S
 
 
+def test_a_recoloured_region_is_found_but_a_global_colour_change_is_not(world: World) -> None:
+    """Only the colour of one object changes (structure and brightness stay): the chroma says so.
+
+    A grade of the whole frame moves every cell's colour alike and stays authentic.
+    """
+    path = world.workdir / "recolour.mp4"
+    truth = tampers.recolour_region(BIKES, path, start=3.0, duration=2.0, box=(0.55, 0.2, 0.3, 0.45))
+    outcome = world.verify(path)
+    assert outcome.verdict == "tampered", outcome.to_json()
+    assert outcome.match is not None and outcome.match.registration_id == "bikes"
+    assert _iou(outcome.match.tampered_ranges, truth.ranges) >= 0.5
+    regions = [box for s in outcome.match.segments if s.tampered for box in s.regions]
+    assert regions and all(_box_overlap(box, truth.regions[0]) > 0.3 for box in regions)
+
+    graded, _ = world.make("brighter", BENIGN["brighter"])
+    outcome = world.verify(graded)
+    assert outcome.verdict == "authentic", outcome.to_json()
+    assert outcome.match is not None
+    assert all(s.distance < 0.5 and not s.regions for s in outcome.match.segments)
+
+
 def test_two_seconds_from_another_registered_clip_are_named(world: World) -> None:
     path = world.workdir / "replace.mp4"
     truth = tampers.replace_range(BIKES, CARPHONE, path, start=3.0, duration=2.0)

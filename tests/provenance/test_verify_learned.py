@@ -208,7 +208,7 @@ def test_a_version_1_registration_verifies_with_the_baseline(world: World) -> No
     assert outcome.verdict == "authentic" and outcome.comparer is not None
     assert outcome.comparer.to_json() == {
         "name": "pdq-grid",
-        "version": "1",
+        "version": PdqGridComparer.version,
         "note": "registered with fingerprint v1 (no embeddings)",
     }
     paste, _ = world.make(
