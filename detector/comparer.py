@@ -86,16 +86,6 @@ class SegmentResult:
     regions: list[list[float]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class SpanResult:
-    """A clip segment (any number of frames) against the stored windows it overlaps."""
-
-    distance: float
-    tampered: bool
-    regions: list[list[float]]
-    windows: list[SegmentResult]
-
-
 def regions_of(mask: np.ndarray) -> list[list[float]]:
     """Bounding boxes, normalised [x, y, w, h], of the 8-connected groups of flagged cells (largest first)."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -333,28 +323,6 @@ class TripletComparer:
         return [
             self.compare_segment(near, segments[w], offset) for w, near in self._near_frames(query, segments)
         ]
-
-    def compare_span(
-        self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding], offset: float | None = None
-    ) -> SpanResult:
-        """One clip segment as the verifier's `Comparer` reports it: worst window, union of regions.
-
-        Pass the run's `offset` (`estimate_offset` over all the run's frames, once): a short span
-        says little about timing by itself, so without it each window is searched on its own.
-        """
-        windows = self.compare(query, segments, offset, estimate=False)
-        if not windows:
-            return SpanResult(distance=1.0, tampered=True, regions=[[0.0, 0.0, 1.0, 1.0]], windows=[])
-        flagged = np.zeros((GRID, GRID), dtype=bool)
-        for w in windows:
-            flagged |= w.flagged
-        tampered = any(w.tampered for w in windows)
-        return SpanResult(
-            distance=max(w.distance for w in windows),
-            tampered=tampered,
-            regions=regions_of(flagged) if tampered else [],
-            windows=windows,
-        )
 
 
 def assign_windows(times: Sequence[float], segments: Sequence[SegmentEmbedding]) -> dict[int, list[int]]:

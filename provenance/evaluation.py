@@ -472,7 +472,7 @@ class Evaluator:
 
     def start_run(self) -> None:
         """A run on demand: on the shared queue beyond one machine, else in a thread of this process."""
-        queue = getattr(self.service, "queue", None)
+        queue = self.service.queue
         if queue is not None:
             queue.defer_evaluation()
         else:

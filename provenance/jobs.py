@@ -46,13 +46,9 @@ CONTRACT_LOCK = 0x70726F63  # "proc": deploying the registry contract, one proce
 _service: Service | None = None
 
 
-def pg_conninfo(engine_or_url: Engine | str) -> str:
+def pg_conninfo(engine: Engine) -> str:
     """A libpq URL (no SQLAlchemy driver suffix) for connections that live outside the pool."""
-    url = (
-        engine_or_url
-        if isinstance(engine_or_url, str)
-        else engine_or_url.url.render_as_string(hide_password=False)
-    )
+    url = engine.url.render_as_string(hide_password=False)
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql://" + url.removeprefix(prefix)

@@ -86,15 +86,11 @@ class Matcher:
         self._pending.append((registration_id, fingerprint))
         self._wake.set()
 
-    def drain(self) -> int:
+    def drain(self) -> None:
         """Index every queued registration; returns when none is waiting or being added."""
-        added = 0
         with self._drain_lock:
             while self._pending:
-                registration_id, fingerprint = self._pending.popleft()
-                self.add(registration_id, fingerprint)
-                added += 1
-        return added
+                self.add(*self._pending.popleft())
 
     def feed_forever(self, stop: threading.Event) -> None:
         """The feeder thread: drain whenever registrations arrive, until `stop` is set."""

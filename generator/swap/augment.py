@@ -78,9 +78,3 @@ def random_views(
             masks.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
     return warped, target, moved
-
-
-def centre_crop(faces: Tensor, size: int) -> Tensor:
-    """The central `size` square of aligned faces with context (the canonical view)."""
-    m = (faces.shape[-1] - size) // 2
-    return faces[..., m : m + size, m : m + size]

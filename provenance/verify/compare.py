@@ -348,20 +348,15 @@ def changes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return (cells > _MOVING_LEVEL).astype(np.uint8)
 
 
-def chroma_cells(query: np.ndarray, original: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """(8, 8) chroma outside the range of the original's neighbourhood, after a colour-curve fit.
+def chroma_parts(
+    query: np.ndarray, original: np.ndarray, geometry: Geometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """(8, 8) chroma outside the range of the original's neighbourhood, after a colour-curve fit,
+    and the same with the curves fitted again on the cells the first fit explains.
 
     The neighbourhood is a third of a cell either way: cell means cannot be resampled any finer.
     Each of Cb and Cr is mapped by a monotone curve (a saturation change, and its clipping in
     saturated colours, is monotone per channel). `query` and `original` are (8, 8, 2) maps.
-    """
-    return chroma_parts(query, original, geometry)[0]
-
-
-def chroma_parts(
-    query: np.ndarray, original: np.ndarray, geometry: Geometry
-) -> tuple[np.ndarray, np.ndarray]:
-    """`chroma_cells`, and the same with the curves fitted again on the cells the first fit explains.
 
     A pasted or recoloured object moves the chroma quantiles of the whole frame, so the first
     curve leaves residuals in untouched saturated cells too (13.7 in a carphone edge cell beside
