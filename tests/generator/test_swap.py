@@ -4,7 +4,6 @@ face and leaves the rest of the frame alone, and the committed weights are used 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +33,6 @@ from generator.variants import read_clip, write_clip
 from tests.samples import sample_clip
 
 SWAP = Path(__file__).resolve().parents[2] / "generator"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Two cores are shared by every test run; the generator's tests take one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

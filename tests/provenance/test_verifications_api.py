@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from generator.tampers import paste_region
 from generator.variants import reencode
+from provenance import fingerprint as fp
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service
@@ -24,8 +26,15 @@ from tests.samples import sample_clip
 BIKES = sample_clip("bikes.mp4")
 
 
-def register_upload(http: TestClient, headers: dict[str, str], device: EnrolledDevice, clip: Path) -> str:
-    fpr = fingerprint_of(clip)
+def post_upload(
+    http: TestClient,
+    headers: dict[str, str],
+    device: EnrolledDevice,
+    clip: Path,
+    fpr: fp.Fingerprint | None = None,
+) -> httpx.Response:
+    """A camera app's signed upload of `clip`, claiming `fpr` (by default the clip's own fingerprint)."""
+    fpr = fpr or fingerprint_of(clip)
     content = clip.read_bytes()
     manifest = build_manifest(
         kind="image" if fpr.kind == "image" else "video",
@@ -36,12 +45,22 @@ def register_upload(http: TestClient, headers: dict[str, str], device: EnrolledD
         captured_at=utcnow(),
         device_id=device.id,
     ).to_json()
-    response = http.post(
+    return http.post(
         "/v1/registrations",
         headers=headers,
         data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
         files={"media": (clip.name, content, "video/mp4")},
     )
+
+
+def register_upload(
+    http: TestClient,
+    headers: dict[str, str],
+    device: EnrolledDevice,
+    clip: Path,
+    fpr: fp.Fingerprint | None = None,
+) -> str:
+    response = post_upload(http, headers, device, clip, fpr)
     assert response.status_code == 201, response.text
     registration_id: str = response.json()["id"]
     return registration_id

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -17,12 +15,10 @@ from generator.tampers import paste_region
 from generator.variants import reencode
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits, Settings
-from provenance.core.timeutil import utcnow
 from provenance.models import Registration
 from provenance.service import Service
-from provenance.signing import build_manifest, sign_manifest
 from tests.conftest import EnrolledDevice, make_key
-from tests.provenance.test_verifications_api import register_upload, verify
+from tests.provenance.test_verifications_api import post_upload, register_upload, verify
 from tests.samples import sample_clip
 
 torch.set_num_threads(1)
@@ -41,30 +37,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-def register_v1(http: TestClient, headers: dict[str, str], device: EnrolledDevice, clip: Path) -> str:
-    """A camera app that still sends version 1: accepted, re-fingerprinted as version 1."""
-    fpr = fp.compute_fingerprint(clip, limits=DecodeLimits(), version=fp.VERSION_1)
-    content = clip.read_bytes()
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
-        captured_at=utcnow(),
-        device_id=device.id,
-    ).to_json()
-    response = http.post(
-        "/v1/registrations",
-        headers=headers,
-        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
-        files={"media": (clip.name, content, "video/mp4")},
-    )
-    assert response.status_code == 201, response.text
-    registration_id: str = response.json()["id"]
-    return registration_id
-
-
 def test_v2_and_v1_registrations_verify_each_with_its_comparer(
     http: TestClient,
     service: Service,
@@ -74,7 +46,9 @@ def test_v2_and_v1_registrations_verify_each_with_its_comparer(
     tmp_path: Path,
 ) -> None:
     bikes_id = register_upload(http, camera_headers, device, BIKES)
-    carphone_id = register_v1(http, camera_headers, device, CARPHONE)
+    # a camera app that still sends version 1: accepted, re-fingerprinted as version 1
+    v1 = fp.compute_fingerprint(CARPHONE, limits=DecodeLimits(), version=fp.VERSION_1)
+    carphone_id = register_upload(http, camera_headers, device, CARPHONE, v1)
     with Session(service.engine) as session:
         stored = session.get(Registration, bikes_id)
         assert stored is not None
@@ -110,22 +84,7 @@ def test_an_upload_whose_embeddings_disagree_is_refused(
     model, segments = fpr.segments()
     swapped = [dataclasses.replace(s, cells=s.cells[::-1]) for s in segments]
     forged = dataclasses.replace(fpr, embeddings=encode_segments(swapped, model))
-    content = BIKES.read_bytes()
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=forged.version,
-        fingerprint_bytes=forged.encode(),
-        fingerprint_digest=forged.digest(),
-        captured_at=utcnow(),
-        device_id=device.id,
-    ).to_json()
-    response = http.post(
-        "/v1/registrations",
-        headers=camera_headers,
-        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
-        files={"media": (BIKES.name, content, "video/mp4")},
-    )
+    response = post_upload(http, camera_headers, device, BIKES, forged)
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "fingerprint_mismatch" and "embedding distance" in body["detail"]
