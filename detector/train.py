@@ -342,6 +342,8 @@ def train(
     )
     step = 0
     last_tick = 0
+    # Channels-last convolutions train ~1.4x faster on this CPU; the weights are saved contiguous.
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
     net.train()
     while True:
         elapsed = time.monotonic() - start
@@ -379,6 +381,7 @@ def train(
             last_tick = now
         bar.set_postfix(step=step, loss=f"{ema:.3f}", fresh=source.fresh)
     bar.close()
+    net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     net.eval()
     return {
         "steps": step,
