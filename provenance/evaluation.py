@@ -369,6 +369,9 @@ class Evaluator:
                 session.add(run)
             try:
                 metrics = self._measure(list(originals), chosen, progress)
+                # What the verifications used (the policy may pick the learned comparer per original).
+                if metrics["comparers"]:
+                    run.comparer = "+".join(sorted(metrics["comparers"]))[:100]
                 run.metrics = json.dumps(metrics)
                 run.status = "done"
             except Exception as exc:
@@ -388,6 +391,7 @@ class Evaluator:
         registrations = [self._registration_for(o, key) for o in originals]
         samples: dict[str, list[dict[str, float]]] = {a.name: [] for a in chosen}
         skipped: dict[str, list[str]] = {}
+        comparers: dict[str, int] = {}
         with tempfile.TemporaryDirectory(dir=self.settings.data_dir) as tmp:
             for i, (original, registration_id) in enumerate(zip(originals, registrations, strict=True)):
                 other = originals[(i + 1) % len(originals)]
@@ -407,10 +411,15 @@ class Evaluator:
                     verification = self.service.verifier.submit(client_id, out, out.name, sha)
                     result = json.loads(verification.result or "{}")
                     samples[attack.name].append(score(attack, truth, result, registration_id))
+                    used = result.get("comparer")
+                    if used:
+                        label = f"{used['name']}-{used['version']}"
+                        comparers[label] = comparers.get(label, 0) + 1
                     if progress:
                         progress(f"{attack.name} on {original.name}: {result.get('verdict')}")
         metrics = summarise(samples, {a.name: a.kind for a in chosen}, skipped)
         metrics["swap_weights"] = weights_digest()
+        metrics["comparers"] = comparers  # label -> verifications judged by it
         return metrics
 
     # --- history and health ---

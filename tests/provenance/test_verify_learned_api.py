@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from detector.comparer import default_comparer, encode_segments
 from generator.tampers import paste_region
-from generator.variants import reencode
+from generator.variants import reencode, subclip
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import Registration
@@ -88,3 +88,17 @@ def test_an_upload_whose_embeddings_disagree_is_refused(
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "fingerprint_mismatch" and "embedding distance" in body["detail"]
+
+
+def test_evaluation_run_records_the_comparer_its_verifications_used(
+    http: TestClient, service: Service, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    originals = [tmp_path / "bikes-3s.mp4", tmp_path / "carphone-3s.mp4"]
+    subclip(BIKES, originals[0], 0.0, 3.0)
+    subclip(CARPHONE, originals[1], 0.0, 3.0)
+    run = service.evaluator.run(originals, ["reencode"])
+    assert run.status == "done", run.error
+    [stored] = http.get("/v1/evaluations", headers=admin_headers).json()["runs"]
+    learned = f"triplet-{default_comparer().version}"
+    assert stored["comparer"] == learned  # not the baseline the service falls back to
+    assert stored["metrics"]["comparers"] == {learned: 2}
