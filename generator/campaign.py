@@ -31,7 +31,6 @@ from generator.swap.evasion import (
     Target,
     embedding_measures,
     evade,
-    evade_pdq,
     pdq_bits,
 )
 from generator.swap.model import SwapModel, load_model
@@ -150,34 +149,27 @@ def face_swap(
     weights: Path = DEFAULT_WEIGHTS,
     evade_steps: int = 0,
     evade_lr: float = EVADE_LR,
-    evade_targets: tuple[Target, ...] = EVADE_TARGETS,
     seed: int = 0,
 ) -> TamperTruth:
     """Write `original` with its face swapped by the shipped weights; the truth and fingerprint measures.
 
     `evade_steps` > 0 makes the evasive swap: decoder B fine-tuned so the fake keeps the
-    original's fingerprints, `evade_targets` of them (`evasion.evade`; PDQ alone is
-    `evasion.evade_pdq`, as before the learned comparer existed).
+    original's fingerprints, both of `EVADE_TARGETS` (`evasion.evade`).
     """
     model = shipped_model(weights)
     track = face_track(original)
     report = None
     if evade_steps > 0:
-        if tuple(evade_targets) == ("pdq",):
-            model, report = evade_pdq(
-                model, original, steps=evade_steps, lr=evade_lr, seed=seed, progress=False, faces=track
-            )
-        else:
-            model, report = evade(
-                model,
-                original,
-                targets=evade_targets,
-                steps=evade_steps,
-                lr=evade_lr,
-                seed=seed,
-                progress=False,
-                faces=track,
-            )
+        model, report = evade(
+            model,
+            original,
+            targets=EVADE_TARGETS,
+            steps=evade_steps,
+            lr=evade_lr,
+            seed=seed,
+            progress=False,
+            faces=track,
+        )
     result = swap_video(model, original, out, progress=False, faces=track)
     if not any(result.changed):
         raise NotApplicable(f"the swap changed no frame of {original.name}")
