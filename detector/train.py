@@ -74,10 +74,15 @@ DEFAULT_MINUTES = 24.0
 
 @dataclass
 class Batch:
-    """Tensors of a batch: frames (B, T, 3, S, S) with masks (B, T) per role, cell labels (B, G, G)."""
+    """Tensors of a batch: frames (B, T, 3, S, S) with masks (B, T) per role, cell labels (B, G, G).
+
+    Triplets of one group share their anchor, so anchors are stored once (A <= B of them) and
+    `anchor_index` (B,) says which is each triplet's: the network embeds each anchor once.
+    """
 
     anchor: torch.Tensor
     anchor_mask: torch.Tensor
+    anchor_index: torch.Tensor
     positive: torch.Tensor
     positive_mask: torch.Tensor
     negative: torch.Tensor
@@ -102,7 +107,15 @@ def _stack(segments: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor, t
 
 def make_batch(triplets: Sequence[data.Triplet]) -> Batch:
     length = data.FRAMES_PER_SEGMENT
-    a, am = _stack([t.anchor for t in triplets], length)
+    slots: dict[int, int] = {}
+    anchors: list[np.ndarray] = []
+    index = []
+    for t in triplets:
+        if id(t.anchor) not in slots:
+            slots[id(t.anchor)] = len(anchors)
+            anchors.append(t.anchor)
+        index.append(slots[id(t.anchor)])
+    a, am = _stack(anchors, length)
     p, pm = _stack([t.positive for t in triplets], length)
     n, nm = _stack([t.negative for t in triplets], length)
     cells = torch.from_numpy(np.stack([t.cells for t in triplets]).astype(np.float32))
@@ -110,6 +123,7 @@ def make_batch(triplets: Sequence[data.Triplet]) -> Batch:
     return Batch(
         a,
         am,
+        torch.tensor(index),
         p,
         pm,
         n,
@@ -131,12 +145,14 @@ def _soft_max(values: torch.Tensor, mask: torch.Tensor, beta: float = SOFT_MAX_B
 
 def triplet_loss(net: TripletNet, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
     """The losses of the module docstring, and per-triplet statistics for mining and logging."""
-    size = batch.anchor.shape[0]
+    size = batch.positive.shape[0]
+    anchors = batch.anchor.shape[0]
     frames = torch.cat([batch.anchor, batch.positive, batch.negative])
     masks = torch.cat([batch.anchor_mask, batch.positive_mask, batch.negative_mask])
     cells, glob = net(frames, masks)
-    ca, cp, cn = cells.split(size)
-    ga, gp, gn = glob.split(size)
+    ca, cp, cn = cells.split([anchors, size, size])
+    ga, gp, gn = glob.split([anchors, size, size])
+    ca, ga = ca[batch.anchor_index], ga[batch.anchor_index]
     dp = (ca - cp).norm(dim=-1).flatten(1)  # (B, G*G)
     dn = (ca - cn).norm(dim=-1).flatten(1)
     dgp = (ga - gp).norm(dim=-1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from detector import data, swaps, train
@@ -30,6 +32,21 @@ def test_a_few_steps_lower_the_loss() -> None:
     with torch.no_grad():
         after = float(train.triplet_loss(net, batch)[0])
     assert after < 0.8 * before, (before, after)
+
+
+def test_a_shared_anchor_is_embedded_once_with_the_same_loss() -> None:
+    footage: list[data.Footage] = [data.SyntheticFootage(s, duration=3.0) for s in (3, 4)]
+    sampler = data.TripletSampler(footage, seed=1)
+    triplets = [t for _ in range(2) for t in sampler.sample_group(3)]
+    shared = train.make_batch(triplets)
+    assert shared.anchor.shape[0] == 2 and shared.anchor_index.tolist() == [0, 0, 0, 1, 1, 1]
+    copied = train.make_batch([replace(t, anchor=t.anchor.copy()) for t in triplets])
+    assert copied.anchor.shape[0] == 6
+    net = TripletNet().eval()  # batch norm in eval mode: the two batches must give one loss
+    with torch.no_grad():
+        assert float(train.triplet_loss(net, shared)[0]) == pytest.approx(
+            float(train.triplet_loss(net, copied)[0]), rel=1e-5
+        )
 
 
 def test_sampler_labels_cells_of_spatial_tampers() -> None:
