@@ -23,7 +23,7 @@ Frame features are cached by content, so comparing halves of a segment again (as
 does to sharpen a flagged stretch) costs only the aggregation. The cache makes a comparer
 unsafe to share between threads: use one per worker thread.
 
-Storage (`encode_segments`, little-endian): header ``b"PVSE"``, layout (u8, 1), model version
+Storage (`encode_segments`, little-endian): header ``b"PVSE"``, layout (u8, 2), model version
 (16 ASCII bytes: the weights' SHA-256 prefix, so stale embeddings are recognised), sample fps
 (f64), segment count (u16); then per segment start and end (u32 ms each), frame count (u8) and
 the 544-byte quantised embedding: 31 + 553 bytes per second of video.
@@ -51,6 +51,7 @@ from detector.model import (
     SegmentEmbedding,
     TripletNet,
     dequantise,
+    dequantise_layout_1,
     load_weights,
     quantise,
     to_tensor,
@@ -66,6 +67,9 @@ OFFSETS = (-0.125, -0.0625, 0.0, 0.0625, 0.125)
 _SEGMENTS_MAGIC = b"PVSE"
 _SEGMENTS_HEADER = struct.Struct("<4sB16sdH")
 _SEGMENT_RECORD = struct.Struct(f"<IIB{EMBEDDING_BYTES}s")
+# Layout 2: cells of 16 components at 4 bits; layout 1 (8 components at 8 bits) is still read.
+_LAYOUT = 2
+_DEQUANTISE = {1: dequantise_layout_1, 2: dequantise}
 
 TimedFrame = tuple[float, np.ndarray]
 
@@ -373,7 +377,7 @@ def encode_segments(segments: Sequence[SegmentEmbedding], model_version: str) ->
     Each record: start and end in ms (u32 each), frame count (u8), the quantised embedding.
     """
     version = model_version.encode("ascii")[:16].ljust(16, b"\0")
-    parts = [_SEGMENTS_HEADER.pack(_SEGMENTS_MAGIC, 1, version, SAMPLE_FPS, len(segments))]
+    parts = [_SEGMENTS_HEADER.pack(_SEGMENTS_MAGIC, _LAYOUT, version, SAMPLE_FPS, len(segments))]
     for s in segments:
         parts.append(_SEGMENT_RECORD.pack(round(s.start * 1000), round(s.end * 1000), s.frames, quantise(s)))
     return b"".join(parts)
@@ -384,12 +388,12 @@ def decode_segments(data: bytes) -> tuple[str, list[SegmentEmbedding]]:
     if len(data) < _SEGMENTS_HEADER.size:
         raise ValueError("too short for a segment block")
     magic, layout, version, _fps, count = _SEGMENTS_HEADER.unpack_from(data)
-    if magic != _SEGMENTS_MAGIC or layout != 1:
-        raise ValueError("not a version 1 segment block")
+    if magic != _SEGMENTS_MAGIC or layout not in _DEQUANTISE:
+        raise ValueError("not a segment block of layout 1 or 2")
     if len(data) != _SEGMENTS_HEADER.size + count * _SEGMENT_RECORD.size:
         raise ValueError(f"length {len(data)} does not match {count} segment records")
     segments = [
-        dequantise(payload, start_ms / 1000, end_ms / 1000, frames)
+        _DEQUANTISE[layout](payload, start_ms / 1000, end_ms / 1000, frames)
         for start_ms, end_ms, frames, payload in _SEGMENT_RECORD.iter_unpack(data[_SEGMENTS_HEADER.size :])
     ]
     return version.rstrip(b"\0").decode("ascii"), segments

