@@ -9,7 +9,8 @@ Verification: the clip's sampled frames, decoded, each with the time of the orig
 alignment maps it to (best sampled at 8 fps or more: see `TripletComparer.search`). A stored
 window is compared when a clip frame falls in it (its [start, end) shifted back by half a
 sampling step); the clip frames nearest its sampling instants, under the best of a few timing
-offsets, are embedded together and compared with the stored embedding:
+offsets, are embedded together, through the crop and tone that map the clip back onto the
+original best (`detector.adjust`), and compared with the stored embedding:
 
 - cell distances (8x8) and the global distance, unit vectors, so each is 0..2;
 - `score` = the largest of them; `tampered` when it exceeds the calibrated `threshold` (stored
@@ -42,7 +43,9 @@ import cv2
 import numpy as np
 import torch
 
-from detector.frames import prepare
+from detector import adjust
+from detector.adjust import IDENTITY, Adjustment
+from detector.frames import Prepared, prepare
 from detector.model import (
     EMBEDDING_BYTES,
     GRID,
@@ -61,7 +64,10 @@ SAMPLE_FPS = 4.0
 FRAMES_PER_SEGMENT = 4
 # Used until a weights file brings calibrated values.
 DEFAULT_CALIBRATION = {"threshold": 0.8, "cell_threshold": 0.7}
-_CACHE_FRAMES = 512
+# Frame features kept (~6 kB each): a run's frames, and their adjusted copies while searching.
+_CACHE_FRAMES = 2048
+# Windows of a run an adjustment is fitted on (spread over the run).
+_FIT_WINDOWS = 4
 # Timing offsets (s) the comparer tries between the clip's frames and a window's instants.
 OFFSETS = (-0.125, -0.0625, 0.0, 0.0625, 0.125)
 _SEGMENTS_MAGIC = b"PVSE"
@@ -138,9 +144,14 @@ class TripletComparer:
 
     # -- frame features -----------------------------------------------------------------------
 
-    def frame_features(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cells (N, Fc, G, G), global (N, Fg)) of RGB frames; cached by prepared content."""
-        prepared = [prepare(f, self.net.config.side) for f in frames]
+    def frame_features(
+        self, frames: Sequence[np.ndarray], adjustment: Adjustment = IDENTITY
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cells (N, Fc, G, G), global (N, Fg)) of RGB frames, adjusted; cached by prepared content."""
+        return self._features([adjustment.apply(prepare(f, self.net.config.side)) for f in frames])
+
+    def _features(self, prepared: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of prepared squares: the cached ones looked up, the rest embedded in one batch."""
         keys = [hashlib.blake2b(p.tobytes(), digest_size=16).digest() for p in prepared]
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         if missing:
@@ -153,8 +164,10 @@ class TripletComparer:
         pairs = [self._cache[k] for k in keys]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
-    def _aggregate(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        cells, glob = self.frame_features(frames)
+    def _aggregate(
+        self, frames: Sequence[np.ndarray], adjustment: Adjustment = IDENTITY
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cells, glob = self.frame_features(frames, adjustment)
         mask = torch.ones((1, len(frames)), dtype=torch.bool)
         with torch.no_grad():
             cell_emb, glob_emb = self.net.aggregator(cells[None], glob[None], mask)
@@ -183,10 +196,10 @@ class TripletComparer:
     # -- verification -------------------------------------------------------------------------
 
     def score(
-        self, frames: Sequence[np.ndarray], stored: SegmentEmbedding
+        self, frames: Sequence[np.ndarray], stored: SegmentEmbedding, adjustment: Adjustment = IDENTITY
     ) -> tuple[float, np.ndarray, float]:
         """(score, cell distances (G, G), global distance) of clip frames against a stored window."""
-        cells, glob = self._aggregate(frames)
+        cells, glob = self._aggregate(frames, adjustment)
         cell_d = np.linalg.norm(cells - stored.cells, axis=-1)
         glob_d = float(np.linalg.norm(glob - stored.global_vec))
         return max(float(cell_d.max()), glob_d), cell_d.astype(np.float32), glob_d
@@ -228,9 +241,13 @@ class TripletComparer:
         return tuple(sorted(picks))
 
     def _tries(
-        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offsets: Sequence[float]
-    ) -> list[tuple[float, float, np.ndarray, float, int]]:
-        """(fit, score, cell distances, global distance, frames) per distinct choice of frames.
+        self,
+        query: Sequence[TimedFrame],
+        stored: SegmentEmbedding,
+        offsets: Sequence[float],
+        adjustment: Adjustment = IDENTITY,
+    ) -> list[tuple[float, float, np.ndarray, float, tuple[int, ...]]]:
+        """(fit, score, cell distances, global distance, frames chosen) per distinct choice of frames.
 
         `fit`, the median cell distance, says how well the picture as a whole lines up: a local
         edit moves few cells, so it picks the timing without being swayed by the edit, where the
@@ -249,12 +266,16 @@ class TripletComparer:
         for option in options:
             if len(option) < fullest - 1:  # an offset that drops frames would hide what they show
                 continue
-            score, cell_d, glob_d = self.score([query[j][1] for j in option], stored)
-            out.append((float(np.median(cell_d)), score, cell_d, glob_d, len(option)))
+            score, cell_d, glob_d = self.score([query[j][1] for j in option], stored, adjustment)
+            out.append((float(np.median(cell_d)), score, cell_d, glob_d, option))
         return out
 
     def search(
-        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offset: float | None = None
+        self,
+        query: Sequence[TimedFrame],
+        stored: SegmentEmbedding,
+        offset: float | None = None,
+        adjustment: Adjustment | None = None,
     ) -> tuple[float, np.ndarray, float, int]:
         """(score, cell distances, global distance, frames used) at the best-fitting timing offset.
 
@@ -264,14 +285,57 @@ class TripletComparer:
         the clip frame nearest every instant (within half a step) is taken: with clip frames
         sampled densely (8 fps or more) that lines them up with the original's instants to within
         1/16 s; with 4 fps frames every offset picks the same frames (one try).
+
+        The clip is compared through `adjustment` (crop and tone, `detector.adjust`); without
+        one, the best for the frames chosen is searched for.
         """
-        tries = self._tries(query, stored, (offset,)) if offset is not None else []
+        fixed = adjustment or IDENTITY
+        tries = self._tries(query, stored, (offset,), fixed) if offset is not None else []
         if not tries:  # no offset given, or none of the clip's frames near it (the clip's ends)
-            tries = self._tries(query, stored, OFFSETS)
+            tries = self._tries(query, stored, OFFSETS, fixed)
         if not tries:
             raise ValueError("no clip frame falls near this window")
-        _, score, cell_d, glob_d, used = min(tries, key=lambda t: t[0])
-        return score, cell_d, glob_d, used
+        _, score, cell_d, glob_d, option = min(tries, key=lambda t: t[0])
+        if adjustment is None:
+            frames = [query[j][1] for j in option]
+            found = self.fit_adjustment([(frames, stored)])
+            if found != IDENTITY:
+                score, cell_d, glob_d = self.score(frames, stored, found)
+        return score, cell_d, glob_d, len(option)
+
+    def fit_adjustment(self, pairs: Sequence[tuple[Sequence[np.ndarray], SegmentEmbedding]]) -> Adjustment:
+        """The crop and tone that map clip frames onto their stored windows best (mean median fit)."""
+
+        side = self.net.config.side
+        squares = [[prepare(f, side) for f in frames] for frames, _ in pairs]
+
+        def fits(candidates: list[Adjustment]) -> list[float]:
+            adjusted = [[[c.apply(q).view(Prepared) for q in group] for group in squares] for c in candidates]
+            self._features([q for per_candidate in adjusted for group in per_candidate for q in group])
+            stored = [s for _, s in pairs]
+            return [
+                float(np.mean([np.median(self.score(g, s)[1]) for g, s in zip(groups, stored, strict=True)]))
+                for groups in adjusted
+            ]
+
+        return adjust.search(fits) if pairs else IDENTITY
+
+    def estimate_adjustment(
+        self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding], offset: float
+    ) -> Adjustment:
+        """One crop and tone for a clip run against the original, fitted on a few of its windows.
+
+        Like the timing offset, it holds for a whole alignment run; `_FIT_WINDOWS` windows spread
+        over the run are enough to fit it and keep the search cheap.
+        """
+        pairs = []
+        for w, near in self._near_frames(query, segments):
+            option = self._picks(np.array([t for t, _ in near]), segments[w], offset)
+            if len(option) >= max(1, segments[w].frames - 1):
+                pairs.append(([near[j][1] for j in option], segments[w]))
+        if len(pairs) > _FIT_WINDOWS:
+            pairs = [pairs[round(k)] for k in np.linspace(0, len(pairs) - 1, _FIT_WINDOWS)]
+        return self.fit_adjustment(pairs)
 
     def estimate_offset(self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]) -> float:
         """The timing offset of a clip run against the original: the best median fit over its windows.
@@ -302,10 +366,14 @@ class TripletComparer:
         ]
 
     def compare_segment(
-        self, query: Sequence[TimedFrame], stored: SegmentEmbedding, offset: float | None = None
+        self,
+        query: Sequence[TimedFrame],
+        stored: SegmentEmbedding,
+        offset: float | None = None,
+        adjustment: Adjustment | None = None,
     ) -> SegmentResult:
         """Clip frames around `stored`'s window (times on the original's timeline) against it."""
-        score, cell_d, glob_d, used = self.search(query, stored, offset)
+        score, cell_d, glob_d, used = self.search(query, stored, offset, adjustment)
         return self.decide(stored, used, score, cell_d, glob_d)
 
     def compare(
@@ -320,12 +388,16 @@ class TripletComparer:
         A window is compared when some clip frame falls in it (`assign_windows`), using the clip
         frames up to a step beyond its ends. The timing offset is `offset` when given, else
         estimated once from all of `query` (one alignment run) when `estimate`, else searched
-        per window.
+        per window; the crop and tone likewise (`estimate_adjustment`).
         """
-        if offset is None and estimate:
-            offset = self.estimate_offset(query, segments)
+        adjustment = None
+        if estimate:
+            if offset is None:
+                offset = self.estimate_offset(query, segments)
+            adjustment = self.estimate_adjustment(query, segments, offset)
         return [
-            self.compare_segment(near, segments[w], offset) for w, near in self._near_frames(query, segments)
+            self.compare_segment(near, segments[w], offset, adjustment)
+            for w, near in self._near_frames(query, segments)
         ]
 
 

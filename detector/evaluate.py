@@ -183,12 +183,13 @@ def evaluate_files(
             dense = [(t + error, rgb) for t, rgb in sample_file(out, 2 * data.SAMPLE_FPS, phase=phase)]
             for label, query in (("learned", dense), ("learned_4fps", dense[::2])):
                 offset = comparer.estimate_offset(query, segments)  # once per clip, as per run
+                adjustment = comparer.estimate_adjustment(query, segments, offset)
                 for w, members in sorted(assign_windows([t for t, _ in query], segments).items()):
                     window = segments[w]
                     frames = [query[i] for i in members]
                     hit = any(a - 1e-6 <= t - error < b - 1e-6 for t, _ in frames for a, b in ranges)
                     near = [f for f in query if window.start - step <= f[0] < window.end]
-                    score, cells, _, _ = comparer.search(near, window, offset)
+                    score, cells, _, _ = comparer.search(near, window, offset, adjustment)
                     records[label].append(evalset.Scored(score, cells, hit, kind, name, box if hit else None))
                     if label == "learned":
                         result = baseline.compare(

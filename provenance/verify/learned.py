@@ -11,9 +11,10 @@ Placing the 8 fps frames: a clip frame between two of the fingerprint's 4 fps fr
 mapping of the one before it at speed 1. The aligner only knows a moment to about half a 4 fps
 step, so the timing offset between clip and original is estimated once per alignment run
 (`TripletComparer.estimate_offset` over all of the run's frames) and used for all its segments:
-a local edit cannot pull the timing its own way. A window that timing flags gets a second look
-at every offset, the best-fitting one deciding (a cut just inside a window otherwise flags a
-copy sampled at another phase).
+a local edit cannot pull the timing its own way. So are the crop and tone the clip shows the
+original with (`detector.adjust`, fitted on a few of the run's windows). A window that timing
+flags gets a second look at every offset, the best-fitting one deciding (a cut just inside a
+window otherwise flags a copy sampled at another phase).
 
 Each stored window a segment touches is compared with all of the run's clip frames around it, so
 the learned comparer places an edit to about a window (1 s) and a cell (1/8 of the picture). A
@@ -61,6 +62,7 @@ from provenance.verify.compare import (
 )
 
 if TYPE_CHECKING:
+    from detector.adjust import Adjustment
     from detector.comparer import SegmentResult, TripletComparer
     from detector.model import LoadedModel, SegmentEmbedding
 
@@ -143,7 +145,7 @@ class LearnedComparer:
         self.alignment = alignment
         self._clip_times = np.array(clip.times)
         self._query_times = np.array([f.t for f in query.frames])
-        self._runs: dict[int | None, tuple[list[tuple[float, np.ndarray]], float]] = {}
+        self._runs: dict[int | None, tuple[list[tuple[float, np.ndarray]], float, Adjustment]] = {}
         # Window results by (run, window): halves of a segment see the same windows again.
         self._results: dict[tuple[int | None, int], tuple[SegmentResult, bool] | None] = {}
 
@@ -161,12 +163,14 @@ class LearnedComparer:
             out.extend((mapped + self.clip.times[k] - start, self.clip.frames[k]) for k in range(lo, hi))
         return out
 
-    def _run(self, run: int | None) -> tuple[list[tuple[float, np.ndarray]], float]:
-        """(the run's dense frames on the original's timeline, its timing offset), made once."""
+    def _run(self, run: int | None) -> tuple[list[tuple[float, np.ndarray]], float, Adjustment]:
+        """(the run's dense frames on the original's timeline, its timing offset, its crop and tone)."""
         if run not in self._runs:
             members = [i for i, r in enumerate(self.alignment.run) if r == run]
             placed = self._placed(members)
-            self._runs[run] = (placed, self.triplet.estimate_offset(placed, self.segments))
+            offset = self.triplet.estimate_offset(placed, self.segments)
+            adjustment = self.triplet.estimate_adjustment(placed, self.segments, offset)
+            self._runs[run] = (placed, offset, adjustment)
         return self._runs[run]
 
     def _indexes(self, query_frames: Sequence[FrameHash]) -> list[int]:
@@ -201,7 +205,7 @@ class LearnedComparer:
 
         indexes = self._indexes(query_frames)
         run = self.alignment.run[indexes[0]]
-        dense, offset = self._run(run)
+        dense, offset, adjustment = self._run(run)
         step = 1.0 / SAMPLE_FPS
         results = []
         for w in sorted(assign_windows([f.t for f in query_frames], self.segments)):
@@ -211,10 +215,10 @@ class LearnedComparer:
                 found: tuple[SegmentResult, bool] | None = None
                 if near:
                     try:
-                        result = self.triplet.compare_segment(near, window, offset)
+                        result = self.triplet.compare_segment(near, window, offset, adjustment)
                         partial = result.frames < window.frames
                         if result.tampered:
-                            result = self.triplet.compare_segment(near, window, None)
+                            result = self.triplet.compare_segment(near, window, None, adjustment)
                         found = (result, partial)
                     except ValueError:  # no frame near enough to the window's instants
                         found = None
