@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from detector import baseline, calibrate, data, evalset, swaps
+from detector.adjust import IDENTITY
 from detector.comparer import TripletComparer, assign_windows
 from detector.model import WEIGHTS_FILE, dequantise, load_weights, quantise
 from generator import tampers, variants
@@ -238,7 +239,8 @@ def evaluate_face_swaps(
 
 
 def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
-    """Milliseconds per segment (4 frames of 512x288): embedding (registration), comparison (verification)."""
+    """Milliseconds per segment (4 frames of 512x288): embedding (registration), comparison (verification),
+    and fitting the crop and tone on one window (done on up to 4 windows per alignment run)."""
     rng = np.random.default_rng(0)
     frames = [
         (k / 4, cv2.GaussianBlur(rng.integers(0, 256, (288, 512, 3), dtype=np.uint8), (0, 0), 3))
@@ -250,14 +252,21 @@ def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
         comparer._cache.clear()
         embedding = comparer.embed_window([(t, (rgb + r).astype(np.uint8)) for t, rgb in frames])
     embed = (time.perf_counter() - start) / repeats
+    # The verifier fits the crop and tone once per alignment run (on up to 4 windows), then
+    # compares every window through it: both are timed.
+    start = time.perf_counter()
+    for _ in range(repeats // 4):
+        comparer._cache.clear()
+        comparer.fit_adjustment([([rgb for _, rgb in frames], embedding)])
+    search = (time.perf_counter() - start) / (repeats // 4)
     start = time.perf_counter()
     for _ in range(repeats):
         comparer._cache.clear()
-        comparer.compare_segment(frames, embedding)
+        comparer.compare_segment(frames, embedding, adjustment=IDENTITY)
     compare = (time.perf_counter() - start) / repeats
     start = time.perf_counter()
     for _ in range(repeats):
-        comparer.compare_segment(frames, embedding)
+        comparer.compare_segment(frames, embedding, adjustment=IDENTITY)
     cached = (time.perf_counter() - start) / repeats
     base_start = time.perf_counter()
     for _ in range(repeats // 4):
@@ -270,6 +279,7 @@ def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
         "embed_ms_per_segment": round(1000 * embed, 2),
         "compare_ms_per_segment": round(1000 * compare, 2),
         "compare_ms_per_segment_features_cached": round(1000 * cached, 2),
+        "adjustment_search_ms_per_window": round(1000 * search, 2),
         "baseline_ms_per_segment": round(1000 * base, 2),
         "torch_threads": torch.get_num_threads(),
     }
