@@ -305,14 +305,13 @@ class TripletComparer:
 
     def fit_adjustment(self, pairs: Sequence[tuple[Sequence[np.ndarray], SegmentEmbedding]]) -> Adjustment:
         """The crop and tone that map clip frames onto their stored windows best (mean median fit)."""
-
         side = self.net.config.side
         squares = [[prepare(f, side) for f in frames] for frames, _ in pairs]
+        stored = [s for _, s in pairs]
 
         def fits(candidates: list[Adjustment]) -> list[float]:
             adjusted = [[[c.apply(q).view(Prepared) for q in group] for group in squares] for c in candidates]
             self._features([q for per_candidate in adjusted for group in per_candidate for q in group])
-            stored = [s for _, s in pairs]
             return [
                 float(np.mean([np.median(self.score(g, s)[1]) for g, s in zip(groups, stored, strict=True)]))
                 for groups in adjusted
