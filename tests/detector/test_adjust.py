@@ -31,9 +31,14 @@ def _crop(rgb: np.ndarray, left: float, top: float, right: float, bottom: float)
     ]
 
 
-def _stored(comparer: TripletComparer, times: list[float], frames: list[np.ndarray]) -> SegmentEmbedding:
-    embedding = comparer.embed_window(list(zip(times, frames, strict=True)))
-    return dequantise(quantise(embedding), embedding.start, embedding.end, embedding.frames)
+def _window(
+    comparer: TripletComparer, bikes: data.VideoFootage, start: float
+) -> tuple[list[float], list[np.ndarray], SegmentEmbedding]:
+    """The 4 fps instants of bikes' window at `start`, its frames, and the embedding stored for it."""
+    times = [start + k / 4 for k in range(4)]
+    originals = [bikes.frame(t) for t in times]
+    embedding = comparer.embed_window(list(zip(times, originals, strict=True)))
+    return times, originals, dequantise(quantise(embedding), embedding.start, embedding.end, embedding.frames)
 
 
 def test_identity_changes_nothing_and_a_crop_is_put_back(bikes: data.VideoFootage) -> None:
@@ -86,9 +91,7 @@ def test_search_keeps_the_identity_unless_a_candidate_fits_better() -> None:
 def test_comparer_finds_the_crop_of_a_cropped_copy_and_scores_it_closer(
     comparer: TripletComparer, bikes: data.VideoFootage
 ) -> None:
-    times = [3.0, 3.25, 3.5, 3.75]
-    originals = [bikes.frame(t) for t in times]
-    stored = _stored(comparer, times, originals)
+    _, originals, stored = _window(comparer, bikes, 3.0)
     copies = [_crop(f, 0.05, 0.0, 0.0, 0.05) for f in originals]
     found = comparer.fit_adjustment([(copies, stored)])
     assert found.crop[0] > 0 and found.crop[3] > 0  # left and bottom were cut
@@ -101,9 +104,7 @@ def test_an_edit_stays_flagged_through_the_adjustment(
     comparer: TripletComparer, bikes: data.VideoFootage
 ) -> None:
     """The search fits the picture as a whole: a pasted patch cannot be searched away."""
-    times = [5.0, 5.25, 5.5, 5.75]
-    originals = [bikes.frame(t) for t in times]
-    stored = _stored(comparer, times, originals)
+    times, originals, stored = _window(comparer, bikes, 5.0)
     edited = []
     for f in originals:
         copy = _crop(f, 0.025, 0.0, 0.025, 0.0).copy()
