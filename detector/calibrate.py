@@ -1,5 +1,10 @@
 """Calibration of the decision thresholds on the validation set (never on the held-out footage).
 
+`python -m detector.calibrate [--weights detector/weights/model.pt]` calibrates trained weights
+again, for when the comparer's scoring changes and the network does not: the weights file is
+rewritten with the same tensors and the new thresholds (so its model version changes too), and
+the metrics.json beside it records the new calibration and the old.
+
 The validation set is built from `data.validation_footage()`: other camera takes of the training
 pictures, the training videos, and synthetic scenes of seeds used neither in training nor in
 evaluation. The learned comparer's threshold is set at 0.5% false positives there (stricter
@@ -10,11 +15,15 @@ same segments, so the comparison is fair.
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from detector import data, evalset
 from detector.comparer import TripletComparer
-from detector.model import TripletNet
+from detector.model import WEIGHTS_FILE, TripletNet, load_weights, save_weights
 
 VALIDATION_SEED = 4242
 BENIGN_PER_WINDOW = 5
@@ -47,3 +56,38 @@ def calibrate(net: TripletNet, segments: int = 400, seed: int = 0) -> tuple[dict
     summary = evalset.summarise(learned, calibration["threshold"], calibration["cell_threshold"])
     summary["training_seed"] = seed
     return calibration, summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Calibrate trained weights again on the validation set.")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE)
+    parser.add_argument("--validation", type=int, default=400, help="validation segments")
+    args = parser.parse_args(argv)
+    model = load_weights(args.weights)
+    calibration, validation = calibrate(
+        model.net, segments=args.validation, seed=int(model.extra.get("seed", 0))
+    )
+    version = save_weights(model.net, args.weights, calibration, model.extra)
+    metrics_file = args.weights.parent / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics.setdefault("recalibrations", []).append(
+        {
+            "command": f"python -m detector.calibrate --weights {args.weights}",
+            "model_version_before": model.version,
+            "calibration_before": model.calibration,
+            "validation_before": metrics.get("validation"),
+        }
+    )
+    metrics.update(
+        model_version=version,
+        weights_bytes=args.weights.stat().st_size,
+        calibration=calibration,
+        validation=validation,
+    )
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"calibration: {calibration}; validation TPR at 1% FPR {validation['tpr_at_1pct_fpr']}")
+    print(f"wrote {args.weights} (model version {version}) and {metrics_file}")
+
+
+if __name__ == "__main__":
+    main()

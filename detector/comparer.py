@@ -12,10 +12,13 @@ sampling step); the clip frames nearest its sampling instants, under the best of
 offsets, are embedded together, through the crop and tone that map the clip back onto the
 original best (`detector.adjust`), and compared with the stored embedding:
 
-- cell distances (8x8) and the global distance, unit vectors, so each is 0..2;
-- `score` = the largest of them; `tampered` when it exceeds the calibrated `threshold` (stored
-  with the weights: 0.5% false positives on the validation set); `distance` = score / (2 x
-  threshold) capped at 1, so 0.5 is the decision point as in `provenance.verify`;
+- cell distances (8x8) and the global distance, unit vectors, so each is 0..2, averaged with
+  those of the clip frames half a step off when the clip is sampled densely;
+- cell scores: each cell's distance above the median cell's (`_evidence`);
+- `score` = the largest cell score or the global distance; `tampered` when it exceeds the
+  calibrated `threshold` (stored with the weights: 0.5% false positives on the validation
+  set); `distance` = score / (2 x threshold) capped at 1, so 0.5 is the decision point as in
+  `provenance.verify`;
 - flagged cells: those above the lower `cell_threshold` (calibrated for localisation IoU) in a
   tampered segment; `regions` are the bounding boxes of their 8-connected groups, normalised
   ``[x, y, w, h]`` of the clip's letterbox-stripped picture.
@@ -55,6 +58,7 @@ from detector.model import (
     TripletNet,
     dequantise,
     dequantise_layout_1,
+    inference_encoder,
     load_weights,
     quantise,
     to_tensor,
@@ -66,10 +70,13 @@ FRAMES_PER_SEGMENT = 4
 DEFAULT_CALIBRATION = {"threshold": 0.8, "cell_threshold": 0.7}
 # Frame features kept (~6 kB each): a run's frames, and their adjusted copies while searching.
 _CACHE_FRAMES = 2048
-# Windows of a run an adjustment is fitted on (spread over the run).
-_FIT_WINDOWS = 4
+# Squares the encoder embeds at once.
+_ENCODE_BATCH = 256
+# Windows of a run an adjustment is fitted on: those that fit best as they are.
+_FIT_WINDOWS = 1
 # Timing offsets (s) the comparer tries between the clip's frames and a window's instants.
 OFFSETS = (-0.125, -0.0625, 0.0, 0.0625, 0.125)
+_HALF_STEP = 0.5 / SAMPLE_FPS
 _SEGMENTS_MAGIC = b"PVSE"
 _SEGMENTS_HEADER = struct.Struct("<4sB16sdH")
 _SEGMENT_RECORD = struct.Struct(f"<IIB{EMBEDDING_BYTES}s")
@@ -78,6 +85,8 @@ _LAYOUT = 2
 _DEQUANTISE = {1: dequantise_layout_1, 2: dequantise}
 
 TimedFrame = tuple[float, np.ndarray]
+# One choice of clip frames for a window: (fit, score, cell distances, global distance, frames).
+_Try = tuple[float, float, np.ndarray, float, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ class SegmentResult:
     score: float
     distance: float
     tampered: bool
-    cell_distances: np.ndarray  # (GRID, GRID)
+    cell_distances: np.ndarray  # (GRID, GRID) cell scores: distance above the median cell's
     global_distance: float
     flagged: np.ndarray  # (GRID, GRID) bool
     regions: list[list[float]] = field(default_factory=list)
@@ -140,38 +149,63 @@ class TripletComparer:
         self.threshold = float(base["threshold"])
         self.cell_threshold = float(base.get("cell_threshold", self.threshold))
         self.net.eval()
+        self._encoder = inference_encoder(self.net.encoder)
         self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     # -- frame features -----------------------------------------------------------------------
 
-    def frame_features(
-        self, frames: Sequence[np.ndarray], adjustment: Adjustment = IDENTITY
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cells (N, Fc, G, G), global (N, Fg)) of RGB frames, adjusted; cached by prepared content."""
-        return self._features([adjustment.apply(prepare(f, self.net.config.side)) for f in frames])
-
     def _features(self, prepared: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features of prepared squares: the cached ones looked up, the rest embedded in one batch."""
+        """(cells (N, Fc, G, G), global (N, Fg)) of prepared squares: cached ones looked up, the rest
+        embedded in batches of `_ENCODE_BATCH` (memory stays bounded however many a search asks for).
+        """
         keys = [hashlib.blake2b(p.tobytes(), digest_size=16).digest() for p in prepared]
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
-        if missing:
+        found = {k: self._cache[k] for k in keys if k in self._cache}
+        missing = list({k: i for i, k in enumerate(keys) if k not in found}.values())
+        for at in range(0, len(missing), _ENCODE_BATCH):
+            chunk = missing[at : at + _ENCODE_BATCH]
             with torch.no_grad():
-                cells, glob = self.net.encoder(to_tensor(np.stack([prepared[i] for i in missing])))
-            for j, i in enumerate(missing):
-                self._cache[keys[i]] = (cells[j], glob[j])
+                cells, glob = self._encoder(to_tensor(np.stack([prepared[i] for i in chunk])))
+            for j, i in enumerate(chunk):
+                found[keys[i]] = self._cache[keys[i]] = (cells[j], glob[j])
                 if len(self._cache) > _CACHE_FRAMES:
                     self._cache.popitem(last=False)
-        pairs = [self._cache[k] for k in keys]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        return torch.stack([found[k][0] for k in keys]), torch.stack([found[k][1] for k in keys])
 
-    def _aggregate(
-        self, frames: Sequence[np.ndarray], adjustment: Adjustment = IDENTITY
-    ) -> tuple[np.ndarray, np.ndarray]:
-        cells, glob = self.frame_features(frames, adjustment)
+    def _aggregate(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        cells, glob = self._features([prepare(f, self.net.config.side) for f in frames])
         mask = torch.ones((1, len(frames)), dtype=torch.bool)
         with torch.no_grad():
             cell_emb, glob_emb = self.net.aggregator(cells[None], glob[None], mask)
         return cell_emb[0].numpy(), glob_emb[0].numpy()
+
+    def _distances(
+        self, groups: Sequence[Sequence[np.ndarray]], stored: Sequence[SegmentEmbedding]
+    ) -> list[tuple[np.ndarray, float]]:
+        """(cell distances, global distance) of each group of prepared squares against its window.
+
+        One encoder batch for every square and one aggregator batch for every group: the searches
+        compare many candidates, and one call each costs far less than a call per candidate.
+        """
+        if not groups:
+            return []
+        flat_cells, flat_glob = self._features([q for group in groups for q in group])
+        longest = max(len(group) for group in groups)
+        cells = flat_cells.new_zeros((len(groups), longest, *flat_cells.shape[1:]))
+        glob = flat_glob.new_zeros((len(groups), longest, flat_glob.shape[-1]))
+        mask = torch.zeros((len(groups), longest), dtype=torch.bool)
+        start = 0
+        for i, group in enumerate(groups):  # valid frames first, as the aggregator expects
+            cells[i, : len(group)] = flat_cells[start : start + len(group)]
+            glob[i, : len(group)] = flat_glob[start : start + len(group)]
+            mask[i, : len(group)] = True
+            start += len(group)
+        with torch.no_grad():
+            cell_emb, glob_emb = self.net.aggregator(cells, glob, mask)
+        stored_cells = np.stack([s.cells for s in stored])
+        stored_glob = np.stack([s.global_vec for s in stored])
+        cell_d = np.linalg.norm(cell_emb.numpy() - stored_cells, axis=-1).astype(np.float32)
+        glob_d = np.linalg.norm(glob_emb.numpy() - stored_glob, axis=-1)
+        return [(cell_d[i], float(glob_d[i])) for i in range(len(groups))]
 
     # -- registration -------------------------------------------------------------------------
 
@@ -199,10 +233,9 @@ class TripletComparer:
         self, frames: Sequence[np.ndarray], stored: SegmentEmbedding, adjustment: Adjustment = IDENTITY
     ) -> tuple[float, np.ndarray, float]:
         """(score, cell distances (G, G), global distance) of clip frames against a stored window."""
-        cells, glob = self._aggregate(frames, adjustment)
-        cell_d = np.linalg.norm(cells - stored.cells, axis=-1)
-        glob_d = float(np.linalg.norm(glob - stored.global_vec))
-        return max(float(cell_d.max()), glob_d), cell_d.astype(np.float32), glob_d
+        squares = [adjustment.apply(prepare(f, self.net.config.side)) for f in frames]
+        [(cell_d, glob_d)] = self._distances([squares], [stored])
+        return max(float(cell_d.max()), glob_d), cell_d, glob_d
 
     def decide(
         self, stored: SegmentEmbedding, frames: int, score: float, cell_d: np.ndarray, glob_d: float
@@ -246,7 +279,7 @@ class TripletComparer:
         stored: SegmentEmbedding,
         offsets: Sequence[float],
         adjustment: Adjustment = IDENTITY,
-    ) -> list[tuple[float, float, np.ndarray, float, tuple[int, ...]]]:
+    ) -> list[_Try]:
         """(fit, score, cell distances, global distance, frames chosen) per distinct choice of frames.
 
         `fit`, the median cell distance, says how well the picture as a whole lines up: a local
@@ -277,7 +310,7 @@ class TripletComparer:
         offset: float | None = None,
         adjustment: Adjustment | None = None,
     ) -> tuple[float, np.ndarray, float, int]:
-        """(score, cell distances, global distance, frames used) at the best-fitting timing offset.
+        """(score, cell scores, global distance, frames used) of clip frames against a stored window.
 
         The aligner places clip frames on the original's timeline only to within half a 4 fps
         step. Given the clip's `offset` (see `estimate_offset`), the window's sampling instants
@@ -287,21 +320,33 @@ class TripletComparer:
         1/16 s; with 4 fps frames every offset picks the same frames (one try).
 
         The clip is compared through `adjustment` (crop and tone, `detector.adjust`); without
-        one, the best for the frames chosen is searched for.
+        one, the best for the frames chosen is searched for. Then `_evidence` turns the
+        distances into scores.
         """
         fixed = adjustment or IDENTITY
-        tries = self._tries(query, stored, (offset,), fixed) if offset is not None else []
-        if not tries:  # no offset given, or none of the clip's frames near it (the clip's ends)
-            tries = self._tries(query, stored, OFFSETS, fixed)
+        times = np.array([t for t, _ in query])
+        tries: list[_Try] = []
+        if offset is not None:
+            # The given offset's own choice first, then the frames half a step either side.
+            tries = self._tries(query, stored, (offset, offset - _HALF_STEP, offset + _HALF_STEP), fixed)
+            if tries and tries[0][4] != self._picks(times, stored, offset):
+                tries = []
+        if tries:
+            tries = [tries[0], *sorted(tries[1:], key=lambda t: t[0])]
+        else:  # no offset given, or none of the clip's frames near it (the clip's ends)
+            tries = sorted(self._tries(query, stored, OFFSETS, fixed), key=lambda t: t[0])
         if not tries:
             raise ValueError("no clip frame falls near this window")
-        _, score, cell_d, glob_d, option = min(tries, key=lambda t: t[0])
+        chosen = tries[:2]
         if adjustment is None:
-            frames = [query[j][1] for j in option]
-            found = self.fit_adjustment([(frames, stored)])
+            found = self.fit_adjustment([([query[j][1] for j in chosen[0][4]], stored)])
             if found != IDENTITY:
-                score, cell_d, glob_d = self.score(frames, stored, found)
-        return score, cell_d, glob_d, len(option)
+                chosen = [
+                    (fit, *self.score([query[j][1] for j in option], stored, found), option)
+                    for fit, _, _, _, option in chosen
+                ]
+        score, cells, glob_d = _evidence([(t[2], t[3]) for t in chosen])
+        return score, cells, glob_d, len(chosen[0][4])
 
     def fit_adjustment(self, pairs: Sequence[tuple[Sequence[np.ndarray], SegmentEmbedding]]) -> Adjustment:
         """The crop and tone that map clip frames onto their stored windows best (mean median fit)."""
@@ -310,22 +355,22 @@ class TripletComparer:
         stored = [s for _, s in pairs]
 
         def fits(candidates: list[Adjustment]) -> list[float]:
-            adjusted = [[[c.apply(q).view(Prepared) for q in group] for group in squares] for c in candidates]
-            self._features([q for per_candidate in adjusted for group in per_candidate for q in group])
-            return [
-                float(np.mean([np.median(self.score(g, s)[1]) for g, s in zip(groups, stored, strict=True)]))
-                for groups in adjusted
-            ]
+            groups = [[c.apply(q).view(Prepared) for q in group] for c in candidates for group in squares]
+            medians = [float(np.median(d)) for d, _ in self._distances(groups, stored * len(candidates))]
+            n = len(squares)
+            return [float(np.mean(medians[k * n : (k + 1) * n])) for k in range(len(candidates))]
 
         return adjust.search(fits) if pairs else IDENTITY
 
     def estimate_adjustment(
         self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding], offset: float
     ) -> Adjustment:
-        """One crop and tone for a clip run against the original, fitted on a few of its windows.
+        """One crop and tone for a clip run against the original, fitted on the best-fitting window.
 
-        Like the timing offset, it holds for a whole alignment run; `_FIT_WINDOWS` windows spread
-        over the run are enough to fit it and keep the search cheap.
+        Like the timing offset, it holds for a whole alignment run. A crop or a grade shows in
+        every window alike, an edit in a few: the `_FIT_WINDOWS` windows that fit best as they
+        are (least likely edited) are enough to fit it, and keep the search cheap (the held-out
+        evaluation fits one window at a time).
         """
         pairs = []
         for w, near in self._near_frames(query, segments):
@@ -333,7 +378,12 @@ class TripletComparer:
             if len(option) >= max(1, segments[w].frames - 1):
                 pairs.append(([near[j][1] for j in option], segments[w]))
         if len(pairs) > _FIT_WINDOWS:
-            pairs = [pairs[round(k)] for k in np.linspace(0, len(pairs) - 1, _FIT_WINDOWS)]
+            side = self.net.config.side
+            as_is = self._distances(
+                [[prepare(f, side) for f in frames] for frames, _ in pairs], [s for _, s in pairs]
+            )
+            order = np.argsort([np.median(cell_d) for cell_d, _ in as_is], kind="stable")
+            pairs = [pairs[i] for i in sorted(order[:_FIT_WINDOWS])]
         return self.fit_adjustment(pairs)
 
     def estimate_offset(self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]) -> float:
@@ -342,14 +392,18 @@ class TripletComparer:
         One offset holds for a whole run of the alignment, so an edit in a few windows cannot sway
         it, unlike a per-window choice.
         """
-        fits: dict[float, list[float]] = {o: [] for o in OFFSETS}
+        side = self.net.config.side
+        tried: list[tuple[float, list[np.ndarray], SegmentEmbedding]] = []
         for w, near in self._near_frames(query, segments):
+            times = np.array([t for t, _ in near])
             for offset in OFFSETS:
-                times = np.array([t for t, _ in near])
                 option = self._picks(times, segments[w], offset)
                 if len(option) >= max(1, segments[w].frames - 1):
-                    _, cell_d, _ = self.score([near[j][1] for j in option], segments[w])
-                    fits[offset].append(float(np.median(cell_d)))
+                    tried.append((offset, [prepare(near[j][1], side) for j in option], segments[w]))
+        distances = self._distances([frames for _, frames, _ in tried], [window for _, _, window in tried])
+        fits: dict[float, list[float]] = {o: [] for o in OFFSETS}
+        for (offset, _, _), (cell_d, _) in zip(tried, distances, strict=True):
+            fits[offset].append(float(np.median(cell_d)))
         scored = {o: float(np.median(v)) for o, v in fits.items() if v}
         return min(scored, key=lambda o: (scored[o], abs(o))) if scored else 0.0
 
@@ -398,6 +452,21 @@ class TripletComparer:
             self.compare_segment(near, segments[w], offset, adjustment)
             for w, near in self._near_frames(query, segments)
         ]
+
+
+def _evidence(choices: Sequence[tuple[np.ndarray, float]]) -> tuple[float, np.ndarray, float]:
+    """(score, cell scores, global distance) from the (cell, global) distances of one or two frame choices.
+
+    With clip frames sampled densely, the frames half a step off the window's instants are a
+    second look at the same second: averaging the two halves the noise of either, while an edit
+    shows in both. A cell scores how far it lies above the median cell, the level re-encoding,
+    blur or a tone change raise everywhere and a local edit does not; the global distance stands
+    as it is (a change of the whole picture moves the median itself).
+    """
+    cell_d = np.mean([c for c, _ in choices], axis=0)
+    glob_d = float(np.mean([g for _, g in choices]))
+    cells = (cell_d - np.median(cell_d)).astype(np.float32)
+    return max(float(cells.max()), glob_d), cells, glob_d
 
 
 def assign_windows(times: Sequence[float], segments: Sequence[SegmentEmbedding]) -> dict[int, list[int]]:

@@ -20,8 +20,8 @@ _BAR_MAX = 48
 _BAR_MIN_KEEP = 0.4
 
 
-def _bars(rgb: np.ndarray, axis: int) -> tuple[int, int]:
-    """First and one-past-last row (axis=1) or column (axis=0) that is not a near-black line."""
+def _content_lines(rgb: np.ndarray, axis: int) -> np.ndarray:
+    """Whether each row (axis=1) or column (axis=0) of `rgb` is not a near-black line."""
     height, width = rgb.shape[:2]
     flat = np.ascontiguousarray(rgb).reshape(height, width * 3)
     means = cv2.reduce(flat, axis, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
@@ -29,10 +29,34 @@ def _bars(rgb: np.ndarray, axis: int) -> tuple[int, int]:
     if axis == 0:  # per column: fold the three channels of each column together
         means = means.reshape(width, 3).mean(axis=1)
         maxima = maxima.reshape(width, 3).max(axis=1)
-    content = np.flatnonzero((means >= _BAR_MEAN) | (maxima >= _BAR_MAX))
-    if content.size == 0:
+    return np.asarray((means >= _BAR_MEAN) | (maxima >= _BAR_MAX))
+
+
+def _bars(rgb: np.ndarray, axis: int, chunk: int = 16) -> tuple[int, int]:
+    """First and one-past-last row (axis=1) or column (axis=0) that is not a near-black line.
+
+    Scanned inwards from both edges a chunk at a time: most frames have no bars, so a few lines
+    at each edge decide, not the whole frame.
+    """
+    count = rgb.shape[0] if axis == 1 else rgb.shape[1]
+
+    def lines(start: int, stop: int) -> np.ndarray:
+        return _content_lines(rgb[start:stop] if axis == 1 else rgb[:, start:stop], axis)
+
+    first = None
+    for start in range(0, count, chunk):
+        found = np.flatnonzero(lines(start, min(count, start + chunk)))
+        if found.size:
+            first = start + int(found[0])
+            break
+    if first is None:
         return 0, 0
-    return int(content[0]), int(content[-1]) + 1
+    for stop in range(count, first, -chunk):
+        start = max(first, stop - chunk)
+        found = np.flatnonzero(lines(start, stop))
+        if found.size:
+            return first, start + int(found[-1]) + 1
+    return first, first + 1
 
 
 def content_box(rgb: np.ndarray) -> tuple[int, int, int, int]:

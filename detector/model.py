@@ -25,6 +25,7 @@ is the top of its range (directions are all that matters: `dequantise` re-normal
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from detector.frames import SIDE
 
@@ -120,6 +122,22 @@ def _masked_attention(logits: torch.Tensor, values: torch.Tensor, mask: torch.Te
 
 def _masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return values.masked_fill(~mask, float("-inf")).amax(dim=1)
+
+
+def inference_encoder(encoder: FrameEncoder) -> FrameEncoder:
+    """A copy of an encoder in eval mode with each batch norm folded into its convolution.
+
+    The same function with one operation fewer per layer: a tenth of the encoder's time on the
+    CPU. The original stays as it is (it may be trained or saved on).
+    """
+    fused = copy.deepcopy(encoder).eval()
+    for block in fused.modules():
+        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d):
+            conv, norm = block[0], block[1]
+            assert isinstance(conv, nn.Conv2d)
+            block[0] = fuse_conv_bn_eval(conv, norm)
+            block[1] = nn.Identity()
+    return fused
 
 
 class TemporalAggregator(nn.Module):

@@ -20,6 +20,7 @@ from detector.model import (
     SegmentEmbedding,
     TripletNet,
     dequantise,
+    inference_encoder,
     load_weights,
     quantise,
 )
@@ -47,7 +48,7 @@ def test_quantise_round_trip_is_close_and_small() -> None:
     assert np.linalg.norm(back.global_vec - embedding.global_vec) < 0.01
     cell_error = np.linalg.norm(back.cells - embedding.cells, axis=-1)
     assert cell_error.mean() < 0.1 and cell_error.max() < 0.2
-    # What the comparer thresholds (~0.4..0.6) is a distance: it moves by a few hundredths.
+    # What the comparer thresholds (a few tenths) is built from distances: they move by a few hundredths.
     other = _random_embedding(1).cells
     exact = np.linalg.norm(other - embedding.cells, axis=-1)
     stored = np.linalg.norm(other - back.cells, axis=-1)
@@ -149,3 +150,20 @@ def test_shipped_weights_load_with_their_recorded_metrics() -> None:
     assert metrics["total_seconds"] < 30 * 60
     learned, base = evaluation["segments"]["learned"], evaluation["segments"]["baseline"]
     assert learned["auc"] > base["auc"] and learned["tpr_at_1pct_fpr"] > base["tpr_at_1pct_fpr"]
+
+
+def test_the_inference_encoder_folds_batch_norm_and_computes_the_same() -> None:
+    net = TripletNet()
+    for module in net.encoder.modules():  # statistics as after training, not the initial ones
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert module.running_mean is not None and module.running_var is not None
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    fused = inference_encoder(net.encoder)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.encoder.modules())  # left as it was
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(net.encoder(x), fused(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-4)

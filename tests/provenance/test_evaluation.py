@@ -12,12 +12,14 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from detector.comparer import default_comparer
 from generator import campaign
 from generator.variants import subclip
 from provenance import evaluation
 from provenance.evaluation import box_iou, time_iou
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
+from provenance.verify.learned import meets_targets, weights_dir
 from tests.samples import sample_clip
 
 
@@ -41,7 +43,12 @@ def test_run_stores_metrics_and_floors_degrade(
 
     body = http.get("/v1/evaluations", headers=admin_headers).json()
     [stored] = body["runs"]
-    assert stored["id"] == run.id and stored["comparer"] == f"pdq-grid-{PdqGridComparer.version}"
+    # With the default `auto`, the learned comparer judges when its held-out evaluation qualifies it.
+    qualified, _ = meets_targets(
+        json.loads((weights_dir() / "evaluation.json").read_text()), default_comparer().version
+    )
+    expected = f"triplet-{default_comparer().version}" if qualified else f"pdq-grid-{PdqGridComparer.version}"
+    assert stored["id"] == run.id and stored["comparer"] == expected
     attacks = stored["metrics"]["attacks"]
     assert set(attacks) == {"paste_region", "replace_range", "reencode"}
     assert attacks["paste_region"]["n"] == 2 and attacks["reencode"]["n"] == 2
