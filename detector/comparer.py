@@ -458,7 +458,7 @@ def _evidence(choices: Sequence[tuple[np.ndarray, float]]) -> tuple[float, np.nd
     """(score, cell scores, global distance) from the (cell, global) distances of one or two frame choices.
 
     With clip frames sampled densely, the frames half a step off the window's instants are a
-    second look at the same second: averaging the two halves the noise of either, while an edit
+    second look at the same second: averaging the two evens out part of the noise of either, while an edit
     shows in both. A cell scores how far it lies above the median cell, the level re-encoding,
     blur or a tone change raise everywhere and a local edit does not; the global distance stands
     as it is (a change of the whole picture moves the median itself).

@@ -31,7 +31,7 @@ def test_a_change_of_the_whole_picture_scores_by_the_global_distance() -> None:
 
 
 def test_two_looks_at_a_second_are_averaged() -> None:
-    """Noise of either choice of frames halves; an edit seen in both stays."""
+    """A peak in one choice of frames is diluted; an edit seen in both stays."""
     a, b = _cells(2), _cells(3)
     a[6, 1] += 0.3
     b[6, 1] += 0.3
