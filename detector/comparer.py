@@ -76,6 +76,7 @@ _ENCODE_BATCH = 256
 _FIT_WINDOWS = 1
 # Timing offsets (s) the comparer tries between the clip's frames and a window's instants.
 OFFSETS = (-0.125, -0.0625, 0.0, 0.0625, 0.125)
+# Half a sampling step: how far a clip's samples land from the original's.
 _HALF_STEP = 0.5 / SAMPLE_FPS
 _SEGMENTS_MAGIC = b"PVSE"
 _SEGMENTS_HEADER = struct.Struct("<4sB16sdH")
@@ -476,12 +477,11 @@ def assign_windows(times: Sequence[float], segments: Sequence[SegmentEmbedding])
     clip's own 4 fps samples land up to half a step either side of the original's. Times outside
     every window go to the nearest one when within half a step of it, else nowhere.
     """
-    half = 0.5 / SAMPLE_FPS
     out: dict[int, list[int]] = {}
     if not segments:
         return out
-    starts = np.array([s.start for s in segments]) - half
-    ends = np.array([s.end for s in segments]) - half
+    starts = np.array([s.start for s in segments]) - _HALF_STEP
+    ends = np.array([s.end for s in segments]) - _HALF_STEP
     for i, t in enumerate(times):
         inside = np.flatnonzero((starts <= t) & (t < ends))
         if inside.size:
@@ -489,7 +489,7 @@ def assign_windows(times: Sequence[float], segments: Sequence[SegmentEmbedding])
         else:
             gaps = np.maximum(starts - t, t - ends)
             w = int(np.argmin(gaps))
-            if gaps[w] > half:
+            if gaps[w] > _HALF_STEP:
                 continue
         out.setdefault(w, []).append(i)
     return out
