@@ -115,6 +115,17 @@ def sha256_file(path: Path) -> str:
 # --- server ---
 
 
+def private_data_dir(data_dir: Path) -> None:
+    """The database, media, reports, keys and chain state are the service's alone: everything this
+    process and its children (anvil) create is 0600/0700, and a data directory made under a looser
+    umask (or by an older version) is tightened before it is used."""
+    from provenance.core.storage import restrict_umask, secure_tree
+
+    restrict_umask()
+    with one_line_errors():
+        secure_tree(data_dir)
+
+
 RoleOpt = Annotated[
     str | None,
     typer.Option(
@@ -129,8 +140,7 @@ RoleOpt = Annotated[
 @app.command()
 def serve(role: RoleOpt = None) -> None:
     """Run the API with the embedded defaults (SQLite under ./var), or one role of a scaled-out service."""
-    import uvicorn
-
+    from provenance.api.server import serve as serve_http
     from provenance.demo import seed_demo
     from provenance.service import open_service
 
@@ -139,15 +149,30 @@ def serve(role: RoleOpt = None) -> None:
         if role not in ("all", "api", "worker"):
             fail(f"--role must be all, api or worker, not {role!r}", 2)
         settings = settings.model_copy(update={"role": role})
+    private_data_dir(settings.data_dir)
+    from provenance.core.outage import DatabaseUnavailable
+
     try:
         service = open_service(settings)
     except ValueError as exc:
         fail(str(exc), 2)
+    except DatabaseUnavailable as exc:  # waited `database_wait_s` for it: give up with the reason
+        fail(str(exc), 1)
     if settings.role == "worker":
+        import logging
+
         from provenance.jobs import run_worker
 
+        # No uvicorn here to set up logging: warnings (outages, leadership) with their time.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # one line per outage is ours to say
+
         out.print(f"[bold]provenance worker[/] taking jobs from {settings.resolved_database_url}")
-        service.start()
+        try:
+            service.start()
+        except DatabaseUnavailable as exc:
+            service.stop()
+            fail(str(exc), 1)
         try:
             run_worker(service)
         finally:
@@ -172,7 +197,7 @@ def serve(role: RoleOpt = None) -> None:
         out.print("demo seeded: the sample clips are registered; verify a re-encoded and a tampered copy:")
         for line in demo:
             out.print(f"  {line}", markup=False)
-    uvicorn.run(service.app, host=settings.host, port=settings.port, log_level="info")
+    serve_http(service.app, settings)
 
 
 @app.command()
@@ -307,6 +332,12 @@ def device_init(
 def device_enroll(
     public_key_file: Annotated[Path, typer.Option("--public-key-file")],
     name: Annotated[str, typer.Option("--name")],
+    client: Annotated[
+        str | None,
+        typer.Option(
+            "--client", help="bind to this camera client: only it may register the device's captures"
+        ),
+    ] = None,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
     as_json: JsonOpt = False,
@@ -319,10 +350,39 @@ def device_enroll(
             public = base64.b64encode(raw_public_key(load_public_key(public_key_file))).decode()
         except ValueError as exc:
             fail(f"{public_key_file}: {exc}", 2)
-        device = api(server, api_key).request(
-            "POST", "/v1/devices", json={"name": name, "public_key": public}
-        )
+        body: dict[str, Any] = {"name": name, "public_key": public}
+        if client is not None:
+            body["client_id"] = client
+        device = api(server, api_key).request("POST", "/v1/devices", json=body)
     emit(device, as_json, lambda: out.print(f"enrolled {device['id']} ({device['name']})", markup=False))
+
+
+@device_app.command("bind")
+def device_bind(
+    device_id: str,
+    client: Annotated[
+        str | None,
+        typer.Option("--client", help="the only camera client that may register its captures"),
+    ] = None,
+    unbind: Annotated[bool, typer.Option("--unbind", help="any camera client may register again")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bind a device to one camera client, or unbind it (admin)."""
+    if (client is None) == (not unbind):
+        fail("give either --client CLIENT_ID or --unbind", 2)
+    with one_line_errors():
+        device = api(server, api_key).request(
+            "POST", f"/v1/devices/{device_id}/bind", json={"client_id": client}
+        )
+    emit(
+        device,
+        as_json,
+        lambda: out.print(
+            f"{device['id']} bound to {device['client_id'] or 'any camera client'}", markup=False
+        ),
+    )
 
 
 @device_app.command("revoke")
@@ -627,6 +687,7 @@ def eval_run(
     from provenance.service import open_service
 
     settings = get_settings()
+    private_data_dir(settings.data_dir)
     service = open_service(settings)
     service.matcher.rebuild()
     with one_line_errors():

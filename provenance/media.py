@@ -23,10 +23,14 @@ Error codes (all `MediaError`, status 422, except `media_too_large`, status 413)
 - `media_decode_timeout`: decoding took longer than `max_decode_seconds`.
 - `media_truncated`: the container lists more packets than the file holds.
 - `media_no_frames`: a video stream without a single decodable frame.
+- `media_unsupported_format`: not one of the allowed containers (see `containers.sniff`).
+- `media_too_many_frames`: more frames than `max_frames` (an animation: `max_animation_frames`),
+  or an MP4 sample table declaring more than `max_track_samples`.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import struct
@@ -46,6 +50,8 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from provenance import containers
+from provenance.containers import Container
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError, MediaTooLarge
 
@@ -63,6 +69,8 @@ _T_EPS = 1e-6
 _FALLBACK_RATE = 25.0
 # Enough of the file to find a PNG IHDR or a JPEG SOF after large EXIF/ICC segments.
 _SNIFF_BYTES = 256 * 1024
+# Not a protocol: every nested open (a playlist entry, a reference) fails the whitelist.
+_NO_PROTOCOL = "none"
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, RuntimeError, MemoryError, EOFError, TypeError)
 
 
@@ -149,14 +157,35 @@ def open_media(path: Path, limits: DecodeLimits) -> Iterator[MediaReader]:
         try:
             head = fh.read(_SNIFF_BYTES)
             fh.seek(0)
+            container = containers.sniff(head)
+            source = _bounded_source(fh, size, container, limits)
         except OSError as exc:
             raise MediaError("media_unreadable", f"cannot read the file: {exc.strerror}") from None
-        reader = MediaReader(fh, head, limits)
+        reader = MediaReader(source, head, limits, container)
         try:
             reader._start()
             yield reader
         finally:
             reader.close()
+
+
+def _bounded_source(fh: BinaryIO, size: int, container: Container, limits: DecodeLimits) -> BinaryIO:
+    """Check the header bounds FFmpeg would allocate for, and hand it a file it cannot inflate."""
+    if container is containers.MP4:
+        containers.check_mp4_tables(fh, size, limits.max_track_samples)
+    elif container is containers.GIF:
+        frames = containers.gif_frame_count(fh, limits.max_animation_frames)
+        if frames > limits.max_animation_frames:
+            raise MediaError(
+                "media_too_many_frames",
+                f"the animation has more than {limits.max_animation_frames} frames",
+            )
+    elif container is containers.PNG:
+        stripped = containers.png_without_inflating_chunks(fh.read())
+        fh.seek(0)
+        if stripped is not None:
+            return io.BytesIO(stripped)
+    return fh
 
 
 def _check_sampling(fps: float, max_side: int | None) -> None:
@@ -178,20 +207,28 @@ class MediaReader:
 
     info: MediaInfo
 
-    def __init__(self, fh: BinaryIO, head: bytes, limits: DecodeLimits) -> None:
+    def __init__(self, fh: BinaryIO, head: bytes, limits: DecodeLimits, container: Container) -> None:
         self.limits = limits
         self.head = head
+        self.source = container
         self.deadline = time.monotonic() + limits.max_decode_seconds
         self.container: InputContainer | None = None
         self._reformatter = VideoReformatter()
-        # File objects make FFmpeg probe the content, never the name: no image2 "%d" patterns
-        # or protocol prefixes from a path. `max_pixels` stops the header probe from allocating
-        # a frame-size bomb; the probe then leaves the size unknown and we read it ourselves.
+        # A file object and a named demuxer: FFmpeg neither probes nor reads a path, so no
+        # playlist, concat list, SDP or image2 pattern can make it open URLs, sockets or other
+        # files; the whitelists refuse any nested open all the same. `max_pixels` stops the
+        # header probe from allocating a frame-size bomb; the size is then read from the header.
         try:
             self.container = av.open(
                 fh,
                 mode="r",
-                options={"max_pixels": str(limits.max_pixels)},
+                format=container.demuxer,
+                options={
+                    "max_pixels": str(limits.max_pixels),
+                    "format_whitelist": container.demuxer,
+                    "protocol_whitelist": _NO_PROTOCOL,
+                    "enable_drefs": "0",
+                },
                 timeout=(limits.max_decode_seconds, limits.max_decode_seconds),
             )
         except av.error.ExitError:
@@ -250,7 +287,7 @@ class MediaReader:
             )
         rate = stream.average_rate or stream.guessed_rate
         self.fps = 0.0 if self.kind == "image" or not rate else float(rate)
-        self.declared_packets = stream.frames if "mp4" in self.format_name else 0
+        self.declared_packets = stream.frames if self.source is containers.MP4 else 0
         for other in streams:
             if other.index != stream.index:
                 other.discard = av.stream.Discard.all
@@ -372,7 +409,7 @@ class MediaReader:
         """Demux and decode the video stream, with the wall-time bound checked between packets."""
         assert self.container is not None
         stream = self.stream
-        packets = 0
+        packets = decoded = 0
         try:
             for packet in self.container.demux(stream):
                 if time.monotonic() > self.deadline:
@@ -384,6 +421,12 @@ class MediaReader:
                     packets += 1
                 for frame in stream.decode(packet):
                     self._check_pixels(frame.width, frame.height)
+                    decoded += 1
+                    if decoded > self.limits.max_frames:
+                        raise MediaError(
+                            "media_too_many_frames",
+                            f"the video has more than {self.limits.max_frames} frames",
+                        )
                     yield frame
         except av.error.ExitError:
             raise MediaError("media_decode_timeout", "reading the media took too long") from None

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from provenance import __version__
-from provenance.api import problems
-from provenance.api.limits import BodySizeLimit
+from provenance.api import nul, problems
+from provenance.api.limits import MEDIA_PATHS, BodyBounds, RequestGate
 from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications, web
 from provenance.core.config import Settings
 from provenance.ratelimit import RateLimiter
@@ -40,13 +41,24 @@ def create_app(
     app.state.service = service
     app.state.rate_limiter = RateLimiter(settings, engine)
     problems.install(app)
-    # Multipart overhead on top of the media bound.
+    nul.install(app)
     batch_bytes = settings.registration_batch_max * settings.registration_batch_item_bytes
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=settings.limits.max_upload_bytes + 1024 * 1024,
+    bounds = BodyBounds(
+        # Multipart overhead on top of the media bound.
+        media=settings.limits.max_upload_bytes + 1024 * 1024,
+        json=settings.max_json_bytes,
+        manifest=settings.registration_batch_item_bytes,
+        media_paths=MEDIA_PATHS,
         by_path={"/v1/registrations/batch": batch_bytes},
     )
+
+    async def check_key(key: str) -> tuple[str, str] | None:
+        clients = service.clients
+        if clients.cached(key) is None and await run_in_threadpool(clients.authenticate, key) is None:
+            return ("api_key_invalid", "the API key is unknown or revoked")
+        return None
+
+    app.add_middleware(RequestGate, bounds=bounds, check_key=check_key)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(registrations.router)

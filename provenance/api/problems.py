@@ -12,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provenance.core.errors import DomainError
+from provenance.core.outage import is_database_outage
+from provenance.core.storage import StorageFull, is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ _DOCUMENTED = {
     422: "the request or the media is invalid",
     429: "rate limit for this API key exceeded; see Retry-After",
     503: "the database or the job queue is briefly unavailable; retry (see Retry-After)",
+    507: "the server's storage is full (`storage_full`); nothing was stored; retry later",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 # Every operation may answer with these; documented once for the whole schema.
@@ -54,7 +57,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         "model": Problem,
         "description": description,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        **({"headers": _RETRY_AFTER} if status in (429, 503) else {}),
+        **({"headers": _RETRY_AFTER} if status in (429, 503, 507) else {}),
     }
     for status, description in _DOCUMENTED.items()
 }
@@ -69,6 +72,13 @@ def problem(status: int, code: str, detail: str, headers: dict[str, str] | None 
         "code": code,
     }
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def _storage_full(exc: BaseException) -> JSONResponse:
+    """Disk full, file too large or quota exhausted anywhere in a request: 507, whatever wrote."""
+    log.warning("storage full: %s", exc)
+    error = StorageFull()
+    return problem(error.status, error.code, error.detail, error.headers)
 
 
 def install(app: FastAPI) -> None:
@@ -88,17 +98,32 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return problem(exc.status_code, code, str(exc.detail))
+        # Keeps what the exception carries, e.g. the `Allow` of a 405.
+        return problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        if is_storage_full(exc):  # SQLite on a full disk: not a restart, retrying soon will not help
+            return _storage_full(exc)
         # The database is restarting or unreachable: nothing was written; the client may retry.
         log.warning("database unavailable: %s", exc.orig)
         return problem(
             503, "database_unavailable", "the database is unavailable; retry", {"Retry-After": "1"}
         )
 
+    @app.exception_handler(OSError)
+    async def _os_error(_: Request, exc: OSError) -> JSONResponse:
+        if is_storage_full(exc):
+            return _storage_full(exc)
+        log.error("unexpected error", exc_info=exc)
+        return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_database_outage(exc):  # raised where the handler above does not reach (a middleware)
+            log.warning("database unavailable: %s", exc)
+            return problem(
+                503, "database_unavailable", "the database is unavailable; retry", {"Retry-After": "1"}
+            )
         log.exception("unexpected error")
         return problem(500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
 from provenance.core.security import Scope
 from provenance.models import ApiClient, Device, Registration
@@ -26,7 +26,8 @@ class ClientCreated(BaseModel):
 
 
 class ClientRotate(BaseModel):
-    grace_seconds: float = Field(
+    # Strict: `false` or `"5"` is a client bug to report, not a number to guess.
+    grace_seconds: StrictFloat = Field(
         default=86400.0, ge=0, le=30 * 86400, description="how long the old key keeps working (0: not at all)"
     )
 
@@ -80,6 +81,17 @@ class AuditPage(BaseModel):
 class DeviceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key", max_length=64)
+    client_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="bind the device to this camera client: only it may register the device's captures",
+    )
+
+
+class DeviceBind(BaseModel):
+    client_id: str | None = Field(
+        max_length=64, description="the only API client that may register the device's captures; null: any"
+    )
 
 
 class DevicePublic(BaseModel):
@@ -90,6 +102,9 @@ class DevicePublic(BaseModel):
     enrolled_at: datetime
     revoked_at: datetime | None
     predecessor_id: str | None = None
+    client_id: str | None = Field(
+        default=None, description="the client it is bound to; null: any camera client"
+    )
 
     @classmethod
     def of(cls, device: Device) -> DevicePublic:
@@ -173,6 +188,9 @@ class RegistrationSummary(BaseModel):
 class RegistrationBatchItem(BaseModel):
     index: int = Field(description="position in the request's items")
     accepted: bool
+    replayed: bool = Field(
+        default=False, description="an identical retry by the same client: the registration stored before"
+    )
     registration: RegistrationSummary | None = None
     problem: RegistrationRefusal | None = None
 
@@ -190,6 +208,12 @@ class Health(BaseModel):
     chain: dict[str, Any]
     worker: str
     evaluation: dict[str, Any]
+    # Anchoring: `behind` (and status degraded) when a leaf has waited longer than `bound_s`.
+    anchoring: dict[str, Any] = Field(default_factory=dict)
+    # Why the status is `degraded`: one short line per part that is not ok (empty when ok).
+    reasons: list[str] = Field(default_factory=list)
+    # Free space of the data directory: `low` (and status degraded) under `min_free_disk_bytes`.
+    disk: dict[str, Any] = Field(default_factory=dict)
 
 
 class LogRoot(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -11,24 +10,33 @@ from pathlib import Path
 
 from starlette.datastructures import UploadFile
 
+from provenance import containers
 from provenance.core.config import Settings
 
-_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
-
-
-def upload_suffix(filename: str | None) -> str:
-    suffix = Path(filename or "").suffix.lower()
-    return suffix if _SUFFIX.match(suffix) else ".bin"
+_HEAD_BYTES = 64
 
 
 @contextmanager
 def saved_upload(settings: Settings, media: UploadFile) -> Iterator[Path]:
-    """The upload as a file (its size is already bounded by the body-size middleware)."""
+    """The upload as a file named with the suffix of the container its bytes show, never the
+    client's: a name like `x.m3u8` must not reach anything that picks a reader by suffix.
+
+    Its size is already bounded by the request gate; the decoder refuses a container outside the
+    allow-list (`media_unsupported_format`).
+    """
     tmp_dir = settings.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=upload_suffix(media.filename), delete=False) as tmp:
-        shutil.copyfileobj(media.file, tmp)
+    head = media.file.read(_HEAD_BYTES)
+    media.file.seek(0)
+    suffix = containers.suffix_for(head)
+    tmp = tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix, delete=False)  # noqa: SIM115
     path = Path(tmp.name)
+    try:
+        with tmp:  # closing flushes: a full disk may raise there too
+            shutil.copyfileobj(media.file, tmp)
+    except BaseException:  # e.g. a full disk (507): the partial copy must not stay behind
+        path.unlink(missing_ok=True)
+        raise
     try:
         yield path
     finally:

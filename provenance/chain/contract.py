@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,12 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from provenance.chain import AnchorRejected, ChainError, ChainUnavailable
+
+# py_ecc, imported by web3, raises the recursion limit to 100,000: deep enough for hostile nested
+# input to overflow the C stack and kill the process instead of raising RecursionError.
+_SANE_RECURSION_LIMIT = 1000
+if sys.getrecursionlimit() > _SANE_RECURSION_LIMIT:
+    sys.setrecursionlimit(_SANE_RECURSION_LIMIT)
 
 __all__ = [
     "ARTIFACT_ENV",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,12 @@ class DecodeLimits(BaseSettings):
     max_duration_s: float = 15 * 60.0
     max_decode_seconds: float = 120.0
     max_streams: int = 16
+    # Frames decoded from one file (15 min at 120 fps); an animated GIF holds far fewer, and its
+    # frames are counted from its blocks before decoding; MP4 sample tables are bounded per track
+    # before FFmpeg sizes its index from them (15 min of 48 kHz AAC is about 42,000 samples).
+    max_frames: int = 108_000
+    max_animation_frames: int = 3_000
+    max_track_samples: int = 250_000
 
 
 class Settings(BaseSettings):
@@ -37,6 +44,10 @@ class Settings(BaseSettings):
     chain_confirmations: int = 0
     anchor_interval_s: float = 5.0
     anchor_max_leaves: int = 1000
+    # /health says `degraded` when a leaf has waited for anchoring longer than this (0: three intervals).
+    anchor_lag_max_s: float = 0.0
+    # Start-up in any role waits this long for an unreachable database before it exits non-zero.
+    database_wait_s: float = 180.0
     # Capture times may run ahead of the server clock by this much (device clocks drift).
     clock_skew_s: float = 300.0
     sample_fps: float = 4.0
@@ -46,6 +57,12 @@ class Settings(BaseSettings):
     comparer: Literal["auto", "learned", "baseline"] = "auto"
     # Clips up to this long are verified within the request; longer ones become a job to poll.
     verify_sync_max_s: float = 30.0
+    # At most this many of those run within their requests at once, on threads of their own (reads
+    # and /health keep the server's thread pool); beyond it a short clip is queued too (202 + Location).
+    verify_sync_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    # /health says `degraded` when the data directory (or its media, tmp or reports mount) has less
+    # free space than this; a full disk refuses writes with 507 `storage_full`.
+    min_free_disk_bytes: int = 256 * 1024 * 1024
     # Content Credentials: the operator's signing chain and key (PEM); by default a self-made root
     # and leaf under DATA_DIR/c2pa. Extra trust anchors are added to the root when reading.
     c2pa_cert: Path | None = None
@@ -76,6 +93,14 @@ class Settings(BaseSettings):
     # a body of at most this many bytes per allowed item (a version 2 manifest is ~30 kB).
     registration_batch_max: int = 100
     registration_batch_item_bytes: int = 256 * 1024
+    # Any other request body (JSON of the admin and lookup routes, the sign-in form).
+    max_json_bytes: int = 64 * 1024
+    # The HTTP server: request line plus headers at most this many bytes (431 beyond), headers
+    # complete within `http_header_timeout_s` of the first byte, and a body never silent for
+    # longer than `http_body_idle_s`: a slow client cannot hold a connection open for free.
+    http_max_header_bytes: int = 64 * 1024
+    http_header_timeout_s: float = 15.0
+    http_body_idle_s: float = 60.0
     # Secrets may come from files instead of the environment (PROVENANCE_CHAIN_PRIVATE_KEY_FILE, ...);
     # every key file the service reads must not be readable by group or others.
     chain_private_key_file: Path | None = None

@@ -162,6 +162,84 @@ def no_video(dst: Path) -> Path:
     return audio_only(dst)
 
 
+def hls_playlist(dst: Path, url: str = "http://127.0.0.1:9/segment.ts") -> Path:
+    """An HLS playlist: a demuxer that probes it fetches `url` (SSRF), key URIs included."""
+    dst.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n"
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{url}.key"\n#EXTINF:10.0,\n{url}\n#EXT-X-ENDLIST\n'
+    )
+    return dst
+
+
+def hls_local_file(dst: Path, target: Path | None = None) -> Path:
+    """A playlist naming a local media file: a demuxer that follows it shows that file's frames."""
+    target = target or encode_frames(
+        dst.with_name("secret.ts"), [np.full((48, 64, 3), 200, np.uint8)] * 4, container_format="mpegts"
+    )
+    dst.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{target}\n#EXT-X-ENDLIST\n")
+    return dst
+
+
+def sdp_session(dst: Path, port: int = 45678) -> Path:
+    """An SDP description: FFmpeg's sdp demuxer binds the UDP ports it names, on any address."""
+    dst.write_text(
+        "v=0\no=- 0 0 IN IP4 0.0.0.0\ns=x\nc=IN IP4 0.0.0.0\nt=0 0\n"
+        f"m=video {port} RTP/AVP 96\na=rtpmap:96 H264/90000\n"
+    )
+    return dst
+
+
+def text_file(dst: Path) -> Path:
+    """Plain text: FFmpeg's tty demuxer would render it as a video."""
+    dst.write_text("Lorem ipsum dolor sit amet.\n" * 400)
+    return dst
+
+
+def mp4_sample_table_bomb(dst: Path, samples: int = 80_000_000) -> Path:
+    """A real two-frame MP4 whose time-to-sample table claims `samples` samples (a few kB on disk)."""
+    clip = encode_frames(dst.with_name("two.mp4"), [np.zeros((48, 64, 3), np.uint8)] * 2)
+    data = bytearray(clip.read_bytes())
+    clip.unlink()
+    at = data.find(b"stts")
+    # version/flags(4) entry_count(4), then the first entry's sample_count(4).
+    data[at + 12 : at + 16] = struct.pack(">I", samples)
+    at = data.find(b"stsz")
+    # version/flags(4) sample_size(4) sample_count(4): a constant size needs no table of sizes.
+    data[at + 8 : at + 16] = struct.pack(">II", 100, samples)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def gif_many_frames(dst: Path, frames: int = 20_000) -> Path:
+    """An animated GIF of `frames` tiny frames: each decodes fast, all of them hold a core for minutes."""
+    header = b"GIF89a" + struct.pack("<HHBBB", 64, 64, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    control = b"\x21\xf9\x04\x00\x02\x00\x00\x00"  # 20 ms a frame
+    image = b"\x2c" + struct.pack("<HHHHB", 0, 0, 64, 64, 0) + b"\x02\x02\x4c\x01\x00"
+    dst.write_bytes(header + loop + (control + image) * frames + b"\x3b")
+    return dst
+
+
+def png_with_inflating_chunk(dst: Path, kind: bytes = b"iCCP", inflated_mb: int = 1024) -> Path:
+    """A real small PNG carrying an iCCP (or zTXt) chunk of ~1 MB that inflates to `inflated_mb` MB."""
+    side = 32
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"".join(b"\x00" + bytes(range(side)) for _ in range(side)))
+    compressor = zlib.compressobj(9)
+    chunk = 1024 * 1024
+    block = b"\x00" * chunk
+    bomb = b"".join(compressor.compress(block) for _ in range(inflated_mb)) + compressor.flush()
+    payload = b"icc\x00\x00" + bomb if kind == b"iCCP" else b"Comment\x00\x00" + bomb
+    dst.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(kind, payload)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+    return dst
+
+
 @dataclass(frozen=True)
 class Hostile:
     maker: Callable[[Path], Path]
@@ -175,7 +253,7 @@ def _h(maker: Callable[[Path], Path], suffix: str, *codes: str) -> Hostile:
 
 CORPUS: dict[str, Hostile] = {
     "zero_bytes": _h(zero_bytes, ".mp4", "media_empty"),
-    "random_bytes": _h(random_bytes, ".mp4", "media_undecodable"),
+    "random_bytes": _h(random_bytes, ".mp4", "media_unsupported_format"),
     "truncated_moov_at_end": _h(truncated_mp4, ".mp4", "media_undecodable", "media_truncated"),
     "truncated_after_index": _h(truncated_faststart, ".mp4", "media_truncated", "media_undecodable"),
     "png_header_30000": _h(header_30000_png, ".png", "media_frame_too_large"),
@@ -187,4 +265,11 @@ CORPUS: dict[str, Hostile] = {
     "absurd_frame_times": _h(absurd_frame_times, ".mkv", "media_too_long"),
     "many_streams": _h(many_streams, ".mkv", "media_too_many_streams"),
     "no_video_stream": _h(no_video, ".mp4", "media_no_video"),
+    # The red team's findings (issue 17): demuxers that reach beyond the file, and header bombs.
+    "hls_playlist_ssrf": _h(hls_playlist, ".m3u8", "media_unsupported_format"),
+    "hls_playlist_local_file": _h(hls_local_file, ".m3u8", "media_unsupported_format"),
+    "sdp_binds_udp": _h(sdp_session, ".sdp", "media_unsupported_format"),
+    "text_file": _h(text_file, ".txt", "media_unsupported_format"),
+    "mp4_sample_table_bomb": _h(mp4_sample_table_bomb, ".mp4", "media_too_many_frames"),
+    "gif_20000_frames": _h(gif_many_frames, ".gif", "media_too_many_frames"),
 }

@@ -27,7 +27,7 @@ from provenance.core.timeutil import utcnow
 from provenance.models import LogEntry, Registration, UsedNonce, Verification
 from provenance.service import Service, open_service
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
-from tests.provenance.hostile_media import CORPUS
+from tests.provenance.hostile_media import CORPUS, png_with_inflating_chunk
 from tests.samples import sample_clip
 
 # Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
@@ -205,3 +205,46 @@ def test_content_lookup_refuses_hostile_media(stack: Stack, corpus: dict[str, Pa
     )
     _assert_refused(name, measured)
     assert _rows(stack.service) == rows
+
+
+@pytest.mark.parametrize("chunk", [b"iCCP", b"zTXt"])
+def test_png_with_inflating_chunk_is_read_in_bounded_memory(
+    stack: Stack, tmp_path: Path, chunk: bytes
+) -> None:
+    """A real picture with a 1 MB chunk that inflates to 1 GB: the picture is verified, the chunk never
+    inflated (a naive decode peaks at about 2 GB)."""
+    data = png_with_inflating_chunk(tmp_path / "bomb.png", chunk).read_bytes()
+    assert len(data) < 2 * 1024 * 1024
+    measured = _measure(
+        lambda: stack.http.post(
+            "/v1/verifications",
+            files={"media": ("bomb.png", data, "image/png")},
+            headers=stack.newsroom,
+        )
+    )
+    assert measured.status == 201, measured.body
+    assert measured.body["verdict"] == "unknown"
+    assert measured.peak_growth_mb < MAX_PEAK_GROWTH_MB, measured.peak_growth_mb
+
+
+def test_stored_upload_is_named_by_its_content_not_its_name(stack: Stack, tmp_path: Path) -> None:
+    """A registered original is stored under its container's suffix, whatever the client named it."""
+    data = sample_clip("carphone_pristine.mp4").read_bytes()
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=hashlib.sha256(data).hexdigest(),
+        fingerprint_version=stack.claimed.version,
+        fingerprint_bytes=stack.claimed.encode(),
+        fingerprint_digest=stack.claimed.digest(),
+        captured_at=utcnow(),
+        device_id=stack.device_id,
+    ).to_json()
+    response = stack.http.post(
+        "/v1/registrations",
+        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, stack.device_key)},
+        files={"media": ("clip.m3u8", data, "application/vnd.apple.mpegurl")},
+        headers=stack.camera,
+    )
+    assert response.status_code == 201, response.text
+    stored = [p.name for p in _stored_media(stack.service)]
+    assert f"{hashlib.sha256(data).hexdigest()}.mp4" in stored, stored
