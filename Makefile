@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test lint services bench clean-var
+.PHONY: setup run test test-fast lint services bench clean-var
 
 setup: $(STAMP) node_modules/.installed
 
@@ -35,6 +35,10 @@ services:
 
 test: lint services
 	$(BIN)/pytest -q
+
+# Everything but the tests marked slow (real processes, training, the browser); CI runs `make test`.
+test-fast: lint services
+	$(BIN)/pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python -m bench.fingerprint
