@@ -148,7 +148,7 @@ def test_random_bytes_named_mp4(tmp_path: Path) -> None:
     path = tmp_path / "random.mp4"
     path.write_bytes(os.urandom(64 * 1024))
     error = reject(path)
-    assert (error.code, error.status) == ("media_undecodable", 422)
+    assert (error.code, error.status) == ("media_unsupported_format", 415)
 
 
 def test_truncated_mp4_with_index_at_the_end(tmp_path: Path) -> None:
