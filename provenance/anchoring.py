@@ -15,16 +15,18 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, func, select
 
-from provenance.chain import AnchorRejected, ChainError
+from provenance.chain import AnchorRejected, ChainError, ChainUnavailable
 from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess
 from provenance.chain.contract import ChainClient
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
+from provenance.core.outage import CHAIN, DATABASE, Backoff, is_database_outage
 from provenance.core.timeutil import iso, utcnow
 from provenance.ledger import log
 from provenance.models import Anchor, LogEntry, Registration, ServiceState
@@ -76,6 +78,10 @@ class ChainRuntime:
             self.ensure_contract()
         except ChainError as exc:
             self.status = {"status": "unavailable", "rpc_url": rpc, "detail": exc.detail}
+        except Exception as exc:  # started during a database outage: `check()` attaches once it is back
+            if not is_database_outage(exc):
+                raise
+            self.status = {"status": "connecting", "rpc_url": rpc, "detail": "waiting for the database"}
 
     def stop(self) -> None:
         if self.anvil is not None:
@@ -155,6 +161,18 @@ def pending_leaves(session: Session) -> int:
     return session.exec(
         select(func.count()).select_from(LogEntry).where(col(LogEntry.leaf_index).is_(None))
     ).one()
+
+
+def anchoring_lag_s(session: Session) -> float:
+    """Seconds the oldest leaf no confirmed anchor covers yet has waited (0 when none waits)."""
+    last = last_anchor(session, current_epoch(session))
+    covered = last.tree_size if last is not None else 0
+    first = session.exec(select(LogEntry.created_at).where(LogEntry.leaf_index == covered)).first()
+    unindexed = session.exec(
+        select(func.min(LogEntry.created_at)).where(col(LogEntry.leaf_index).is_(None))
+    ).one()
+    waiting = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (first, unindexed) if t is not None]
+    return max(0.0, (utcnow() - min(waiting)).total_seconds()) if waiting else 0.0
 
 
 def last_anchor(session: Session, epoch: int) -> Anchor | None:
@@ -283,10 +301,13 @@ class Batcher:
         self.leader.release()
 
     def _run(self) -> None:
+        """The batch loop; it never ends before `stop()`: an outage of the database or the chain
+        is waited out with backoff (the outbox keeps what waits) and leadership is re-taken after."""
         last = time.monotonic()
+        backoff = Backoff()
         while not self._stop.wait(0.2):
-            if not self.leader.held():
-                self.status = "standby"
+            if not self.leader.held():  # also False while the database is away: poll again soon
+                self.status = "standby" if not DATABASE.down else "waiting for the database"
                 self._led = False
                 self._stop.wait(1.0)
                 continue
@@ -302,13 +323,34 @@ class Batcher:
                     self.status = "anchoring"
                     anchor_once(self.engine, self.runtime, self.cache)
                     last = time.monotonic()
+                    self._note_chain()
                 self.status = "idle"
                 self.last_error = None
+                backoff.reset()
             except Exception as exc:  # the loop must survive any one failed batch; the outbox retries it
-                logger.exception("anchoring batch failed")
-                self.status = "retrying"
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 last = time.monotonic()
+                if is_database_outage(exc):
+                    DATABASE.failed(exc, "anchoring batcher")
+                    self.status = "waiting for the database"
+                    self.leader.release()  # its connection is most likely gone too; take it anew
+                elif isinstance(exc, ChainUnavailable):  # the node went away mid-batch: the outbox settles it
+                    CHAIN.failed(exc, "anchoring batcher")
+                    self.status = "waiting for the chain"
+                else:
+                    logger.exception("anchoring batch failed")
+                    self.status = "retrying"
+                self._stop.wait(backoff.next())
+
+    def _note_chain(self) -> None:
+        """Log the chain node going away and coming back once each, not once per batch."""
+        status = self.runtime.status
+        if status.get("status") == "ok":
+            CHAIN.ok()
+        elif status.get("status") == "unavailable":
+            CHAIN.failed(
+                ChainError("chain_unavailable", str(status.get("detail") or "no answer")), "anchoring batcher"
+            )
 
     def _unanchored(self, session: Session) -> int:
         size = log.size(session)

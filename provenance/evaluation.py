@@ -30,6 +30,7 @@ from provenance import fingerprint as fp
 from provenance import registry
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError
+from provenance.core.outage import DATABASE, is_database_outage
 from provenance.core.security import Scope, new_id
 from provenance.core.timeutil import utcnow
 from provenance.demo import sample_dir
@@ -503,8 +504,11 @@ class Evaluator:
                 age = None if latest is None else utcnow() - latest.replace(tzinfo=latest.tzinfo or UTC)
                 if age is None or age.total_seconds() >= interval:
                     self.service.queue.defer_evaluation()
-            except Exception:  # the database may be restarting; the schedule goes on
-                logger.warning("evaluation schedule could not check or defer a run", exc_info=True)
+            except Exception as exc:  # the database may be restarting; the schedule goes on
+                if is_database_outage(exc):
+                    DATABASE.failed(exc, "evaluation schedule")
+                else:
+                    logger.warning("evaluation schedule could not check or defer a run", exc_info=True)
         leader.release()
 
     def _loop(self) -> None:

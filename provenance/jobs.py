@@ -16,18 +16,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg
+from procrastinate import jobs as procrastinate_jobs
+from procrastinate import retry as procrastinate_retry
+from procrastinate.job_context import JobContext, JobResult
 from procrastinate.schema import SchemaManager
+from procrastinate.worker import Worker
 from sqlalchemy import Engine
+
+from provenance.core.outage import DATABASE, Backoff, is_database_outage
 
 if TYPE_CHECKING:
     from provenance.core.config import Settings
@@ -53,6 +60,16 @@ def pg_conninfo(engine: Engine) -> str:
         if url.startswith(prefix):
             return "postgresql://" + url.removeprefix(prefix)
     return url
+
+
+# Connections that live outside the pool notice a dead peer within seconds, never hang on it.
+LIVE_CONNECTION: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -93,15 +110,25 @@ class LeaderLock:
         try:
             if self._conn is not None:
                 self._conn.execute("SELECT 1")
+                DATABASE.ok()
                 return True
-            conn = psycopg.connect(pg_conninfo(self.engine), autocommit=True, connect_timeout=5)
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            conn = psycopg.connect(pg_conninfo(self.engine), autocommit=True, **LIVE_CONNECTION)
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            except BaseException:
+                conn.close()
+                raise
+            DATABASE.ok()
             if row and row[0]:
                 self._conn = conn
                 return True
             conn.close()
             return False
-        except psycopg.Error:
+        except psycopg.Error as exc:  # the database went away: the server dropped the lock with it
+            if is_database_outage(exc):
+                DATABASE.failed(exc, f"leader lock {self.key:#x}")
+            else:
+                logger.warning("leader lock %#x: %s", self.key, exc)
             self.release()
             return False
 
@@ -236,12 +263,178 @@ def heartbeat_file(settings: Settings) -> Path:
     return settings.data_dir / "workers" / f"{socket.gethostname()}-{os.getpid()}.alive"
 
 
+class ResilientWorker(Worker):
+    """procrastinate's worker, kept running through database outages.
+
+    Out of the box a failed side task (the listener cannot reconnect, a heartbeat fails) stops the
+    whole worker, and a failed fetch or status update ends its run. Here each side task is
+    supervised and restarted with backoff, a fetch during an outage is retried at the next poll, a
+    finished job's status is kept until it can be written, and a worker whose row was pruned while
+    it could not beat registers again. (procrastinate is pinned; these are its 3.10 hooks.)
+    """
+
+    def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
+        specs: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("update_heartbeats", self._update_heartbeat),
+            ("deferrer", self._periodic_deferrer),
+            ("poll_jobs_to_abort", self._poll_jobs_to_abort),
+        ]
+        if self.listen_notify:
+            specs.append(
+                (
+                    "listener",
+                    lambda: self.app.job_manager.listen_for_jobs(
+                        on_notification=self._handle_notification, queues=self.queues
+                    ),
+                )
+            )
+        return [asyncio.create_task(self._supervised(name, run), name=name) for name, run in specs]
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        backoff = Backoff()
+        while True:
+            started = time.monotonic()
+            try:
+                await run()
+                return  # only the deferrer returns, when there is no periodic task
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_database_outage(exc):
+                    DATABASE.failed(exc, f"worker {name}")
+                else:
+                    logger.exception("worker %s failed; restarting it", name)
+            if time.monotonic() - started > 30:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def _update_heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.update_heartbeat_interval)
+            assert self.worker_id is not None
+            row = await self.app.connector.execute_query_one_async(
+                "WITH beat AS (UPDATE procrastinate_workers SET last_heartbeat = now() "
+                "WHERE id = %(worker_id)s RETURNING id) SELECT count(*) AS n FROM beat",
+                worker_id=self.worker_id,
+            )
+            DATABASE.ok()
+            if not row["n"]:  # pruned as stalled while the database was away: join again
+                self.worker_id = await self.app.job_manager.register_worker()
+                logger.warning("worker was pruned during an outage; registered again as %s", self.worker_id)
+
+    async def _fetch_and_process_jobs(self) -> None:
+        try:
+            await super()._fetch_and_process_jobs()
+        except Exception as exc:
+            if _worker_row_gone(exc):  # pruned as stalled during an outage, before the next beat
+                self.worker_id = await self.app.job_manager.register_worker()
+                logger.warning("worker was pruned during an outage; registered again as %s", self.worker_id)
+                return
+            if not is_database_outage(exc):
+                raise
+            DATABASE.failed(exc, "worker fetching jobs")  # the run loop polls again shortly
+
+    async def _persist_job_status(
+        self,
+        job: procrastinate_jobs.Job,
+        status: procrastinate_jobs.Status,
+        retry_decision: procrastinate_retry.RetryDecision | None,
+        context: JobContext,
+        job_result: JobResult | None,
+    ) -> None:
+        """Write a finished job's status, waiting out an outage (else it would stay `doing` forever)."""
+        backoff = Backoff()
+        while True:
+            try:
+                await super()._persist_job_status(
+                    job=job,
+                    status=status,
+                    retry_decision=retry_decision,
+                    context=context,
+                    job_result=job_result,
+                )
+                return
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                DATABASE.failed(exc, f"worker finishing job {job.id}")
+            await asyncio.sleep(backoff.next())
+
+
+def _worker_row_gone(exc: BaseException) -> bool:
+    """A job fetched for a worker id that no longer exists (the foreign key to procrastinate_workers)."""
+    cause = exc.__cause__
+    return isinstance(cause, psycopg.errors.ForeignKeyViolation) and "worker_id" in str(cause)
+
+
+async def _supervise_worker(service: Service) -> None:
+    """Run the queue worker until SIGTERM or SIGINT; whatever else ends it, start it again."""
+    settings = service.settings
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    current: list[ResilientWorker] = []
+    attempt: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        stopping.set()
+        if current:
+            current[0].stop()
+        elif attempt:
+            attempt[0].cancel()  # still connecting: nothing to finish
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+
+    async def run_once() -> None:
+        app = make_app(service.engine)
+        async with app.open_async():
+            worker = ResilientWorker(
+                app=app,
+                queues=[QUEUE],
+                name=f"{socket.gethostname()}-{os.getpid()}",
+                concurrency=settings.worker_concurrency,
+                update_heartbeat_interval=settings.worker_heartbeat_s,
+                stalled_worker_timeout=settings.worker_stalled_s,
+                delete_jobs="successful",
+                fetch_job_polling_interval=1.0,
+                install_signal_handlers=False,
+            )
+            if stopping.is_set():
+                return
+            current[:] = [worker]
+            try:
+                await worker.run()
+            finally:
+                current.clear()
+
+    backoff = Backoff()
+    while not stopping.is_set():
+        started = time.monotonic()
+        attempt[:] = [asyncio.create_task(run_once())]
+        try:
+            await attempt[0]
+            if not stopping.is_set():
+                logger.warning("the queue worker stopped without being asked to; starting it again")
+        except asyncio.CancelledError:
+            if stopping.is_set():
+                break
+            raise
+        except Exception as exc:
+            if is_database_outage(exc):
+                DATABASE.failed(exc, "queue worker")
+            else:
+                logger.exception("the queue worker failed; starting it again")
+        if time.monotonic() - started > 30:
+            backoff.reset()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff.next())
+
+
 def run_worker(service: Service) -> None:
-    """Take jobs until stopped; survives the database going away and coming back."""
+    """Take jobs until SIGTERM or SIGINT; survives the database going away for any length of time."""
     global _service
     _service = service
-    settings = service.settings
-    beat = heartbeat_file(settings)
+    beat = heartbeat_file(service.settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     beat.touch()
     stop = threading.Event()
@@ -251,31 +444,10 @@ def run_worker(service: Service) -> None:
             beat.touch()
 
     threading.Thread(target=touch, name="worker-heartbeat-file", daemon=True).start()
-
-    async def once() -> None:
-        app = make_app(service.engine)
-        async with app.open_async():
-            await app.run_worker_async(
-                queues=[QUEUE],
-                name=f"{socket.gethostname()}-{os.getpid()}",
-                concurrency=settings.worker_concurrency,
-                update_heartbeat_interval=settings.worker_heartbeat_s,
-                stalled_worker_timeout=settings.worker_stalled_s,
-                delete_jobs="successful",
-                fetch_job_polling_interval=1.0,
-                install_signal_handlers=True,
-            )
-
     try:
-        while True:
-            try:
-                asyncio.run(once())
-                return  # stopped by a signal
-            except KeyboardInterrupt:
-                return
-            except Exception:  # the database went away: wait for it and start taking jobs again
-                logger.exception("worker lost the queue; reconnecting")
-                time.sleep(1.0)
+        asyncio.run(_supervise_worker(service))
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
         beat.unlink(missing_ok=True)

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
+from provenance.core.storage import store_verified
 from provenance.core.timeutil import iso, parse_iso, utcnow
 from provenance.ledger import log
 from provenance.models import ApiClient, Device, LogEntry, Registration, UsedNonce
@@ -643,7 +643,10 @@ def register_one(
     media_dir = settings.data_dir / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
     stored = media_dir / f"{candidate.manifest.content_sha256}{upload.suffix}"
-    copied = False
+    # Copied (temporary file, hash read back, atomic rename) before the transaction, so a full disk
+    # writes no row and no partial file, and the write lock is not held during a long copy; a file
+    # already there is adopted only when its hash is the manifest's (a truncated one is replaced).
+    copied = store_verified(upload.path, stored, candidate.manifest.content_sha256)
     try:
         with engine.begin() as conn:
             now = utcnow()
@@ -651,16 +654,26 @@ def register_one(
             device = _admit(settings, candidate, devices, used, now)
             row = _rows(candidate, device, now, str(stored), c2pa)
             _insert(conn, [row])
-            if not stored.exists():
-                shutil.copyfile(upload.path, stored)
-                copied = True
     except BaseException as exc:
-        if copied:
+        if copied and not _media_in_use(engine, stored):
             stored.unlink(missing_ok=True)
         if isinstance(exc, IntegrityError):
             raise Conflict("nonce_replayed", "this manifest's nonce was used before") from exc
         raise
     return Accepted(row[0], candidate.fingerprint)
+
+
+def _media_in_use(engine: Engine, stored: Path) -> bool:
+    """Whether a registration of the same bytes, made meanwhile, adopted the copy (when unsure: yes,
+    an orphan copy costs only space)."""
+    try:
+        with Session(engine) as session:
+            hit = session.exec(
+                select(Registration.id).where(Registration.media_path == str(stored)).limit(1)
+            ).first()
+    except Exception:
+        return True
+    return hit is not None
 
 
 def get_registration(session: Session, registration_id: str) -> Registration:

@@ -14,11 +14,12 @@ from sqlalchemy import Engine
 
 from provenance import fingerprint as fp
 from provenance import registry
-from provenance.anchoring import Batcher, ChainRuntime
+from provenance.anchoring import Batcher, ChainRuntime, anchoring_lag_s
 from provenance.api.app import create_app
 from provenance.core.config import Settings
-from provenance.core.db import make_engine, migrate
+from provenance.core.db import make_engine, migrate, session_scope
 from provenance.core.errors import DomainError
+from provenance.core.outage import wait_for_database
 from provenance.core.secrets import resolve_secrets
 from provenance.credentials import Credentials
 from provenance.evaluation import Evaluator
@@ -50,7 +51,10 @@ class Service:
 
     def start(self) -> None:
         role = self.settings.role
-        self.matcher.rebuild()
+        # Started during an outage: wait for the database (bounded) instead of failing the start.
+        wait_for_database(
+            self.matcher.rebuild, "start-up (index)", self.settings.database_wait_s, self._stopping
+        )
         threading.Thread(
             target=self.matcher.feed_forever, args=(self._stopping,), name="index-feed", daemon=True
         ).start()
@@ -136,6 +140,16 @@ class Service:
     def chain_status(self) -> dict[str, object]:
         return dict(self.chain.status)
 
+    def anchoring_status(self) -> dict[str, object]:
+        """For /health: `behind` when a leaf has waited for its anchor longer than the bound."""
+        if self.chain.status.get("status") == "off":
+            return {"status": "off"}
+        bound = self.settings.anchor_lag_max_s or 3 * self.settings.anchor_interval_s
+        with session_scope(self.engine) as session:
+            waited = anchoring_lag_s(session)
+        status = "behind" if waited > bound else "ok"
+        return {"status": status, "oldest_waiting_s": round(waited, 1), "bound_s": bound}
+
     def worker_status(self) -> str:
         if self.settings.role == "api" and self.queue is not None:
             try:
@@ -160,13 +174,18 @@ def open_service(settings: Settings) -> Service:
             raise ValueError(f"--role {settings.role} needs PROVENANCE_DATABASE_URL to name PostgreSQL")
         if settings.chain_rpc is None and settings.chain_mode != "off":
             raise ValueError(f"--role {settings.role} needs PROVENANCE_CHAIN_RPC (it starts no chain)")
+
     # Several processes may start at once on one database: one migrates and makes the admin key.
-    with pg_lock(engine, STARTUP_LOCK):
-        migrate(engine)
-        key = registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
+    def first_start() -> str | None:
+        with pg_lock(engine, STARTUP_LOCK):
+            migrate(engine)
+            return registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
+
+    # Started while the database is away (restarting, not up yet): wait for it, bounded.
+    key = wait_for_database(first_start, "start-up (migrations)", settings.database_wait_s)
     queue: JobQueue | None = None
     if settings.role != "all":
-        ensure_schema(engine)
+        wait_for_database(lambda: ensure_schema(engine), "start-up (job queue)", settings.database_wait_s)
         queue = JobQueue(engine)
     cache = TreeCache()
     chain = ChainRuntime(settings, engine)

@@ -22,6 +22,7 @@ from provenance import fingerprint as fp
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError, NotFound
+from provenance.core.outage import DATABASE, Backoff, is_database_outage
 from provenance.core.security import new_id
 from provenance.core.timeutil import iso, utcnow
 from provenance.index import FrameIndex
@@ -134,11 +135,20 @@ class Matcher:
 
     def follow(self, stop: threading.Event, interval: float) -> None:
         """Keep catching up until `stop` is set (a thread in api and worker processes)."""
-        while not stop.wait(interval):
+        backoff = Backoff(base_s=interval)
+        delay = interval
+        while not stop.wait(delay):
             try:
                 self.catch_up()
-            except Exception:  # the database may be restarting; the next poll retries
-                logger.warning("matcher could not catch up; retrying", exc_info=True)
+                DATABASE.ok()
+                backoff.reset()
+                delay = interval
+            except Exception as exc:  # the database may be restarting: poll again, backing off
+                if is_database_outage(exc):
+                    DATABASE.failed(exc, "matcher catch-up")
+                else:
+                    logger.warning("matcher could not catch up; retrying", exc_info=True)
+                delay = backoff.next()
 
     def _load_uncached(self, registration_id: str) -> fp.Fingerprint:
         with Session(self.engine) as session:
@@ -227,6 +237,7 @@ class Verifier:
     ) -> Verification:
         from provenance.media import probe
 
+        refuse_nul(filename, "filename")  # PostgreSQL cannot store it; refused alike everywhere
         info = probe(path, self.settings.limits)  # refuses bad media before anything is written
         verification = Verification(
             id=new_id("ver"),

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +52,12 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[RunningServer]:
+    """`preexec_fn` runs in the child before `provenance serve` (e.g. to set a resource limit)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
     env.update(
@@ -69,7 +73,11 @@ def running_server(
     env.update(extra_env or {})
     log = (data_dir.parent / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [str(BIN / "provenance"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [str(BIN / "provenance"), "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,10 +5,12 @@ points the containers use. Shared by the scale-out test and `bench.load`."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,8 +23,10 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
-from provenance.signing import device_id_for, raw_public_key
+from provenance.core.timeutil import utcnow
+from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
 from tests.e2e.server import BIN, free_port
 
 PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -70,6 +74,7 @@ class Topology:
     anvil: AnvilProcess
     database_url: str
     procs: list[Proc] = field(default_factory=list)
+    _chain_port: int = 0
 
     @property
     def apis(self) -> list[Proc]:
@@ -133,6 +138,15 @@ class Topology:
         proc.process.send_signal(signal.SIGKILL)
         proc.process.wait()
 
+    def stop_chain(self) -> None:
+        """Stop the chain node (SIGTERM: it dumps its state); `start_chain` brings it back as it was."""
+        self._chain_port = self.anvil.port
+        self.anvil.stop()
+
+    def start_chain(self) -> None:
+        """The chain node again, on the same port from the same state file."""
+        self.anvil = AnvilProcess(self.anvil.state_file, port=self._chain_port).start()
+
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {(self.data_dir / 'admin.key').read_text().strip()}"}
 
@@ -173,6 +187,7 @@ def topology(
         )
         env.update(extra_env or {})
         topo = Topology(root=root, data_dir=data_dir, env=env, anvil=anvil, database_url=database_url)
+        stack.callback(lambda: topo.anvil.stop())  # the node of the moment (the test may replace it)
         stack.callback(topo.stop)
         for _ in range(apis):
             topo.start("api")
@@ -232,3 +247,148 @@ def looped_clip(src: Path, dst: Path, times: int) -> Path:
                 copy.stream = stream_out
                 out.mux(copy)
     return dst
+
+
+# --- faults and load, shared by the scale and chaos tests ---
+
+
+def _cluster() -> str:
+    return sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+
+
+def _pg_ctl(action: str) -> None:
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", _cluster(), "main", action],
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+
+
+def restart_postgres() -> None:
+    _pg_ctl("restart")
+
+
+def stop_postgres() -> None:
+    _pg_ctl("stop")
+
+
+def start_postgres() -> None:
+    _pg_ctl("start")
+    for _ in range(120):  # pg_ctlcluster returns once the server accepts connections; make sure
+        try:
+            with psycopg.connect(PG_ADMIN_URL, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            time.sleep(0.5)
+
+
+def registration_form(camera: Camera, fpr: fp.Fingerprint) -> dict[str, str]:
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=secrets.token_hex(32),
+        fingerprint_version=fpr.version,
+        fingerprint_bytes=fpr.encode(),
+        fingerprint_digest=fpr.digest(),
+        captured_at=utcnow(),
+        device_id=camera.device_id,
+    ).to_json()
+    return {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, camera.key)}
+
+
+class Load:
+    """Cameras registering through every API in a loop; records what was accepted (201)."""
+
+    def __init__(self, urls: list[str], camera: Camera, fpr: fp.Fingerprint, threads: int = 4) -> None:
+        self.urls, self.camera, self.fpr = urls, camera, fpr
+        self.accepted: list[str] = []
+        self.refused: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, n: int) -> None:
+        with httpx.Client(timeout=30) as http:
+            i = n
+            while not self._stop.is_set():
+                url = self.urls[i % len(self.urls)]
+                i += 1
+                try:
+                    r = http.post(
+                        f"{url}/v1/registrations",
+                        headers=self.camera.headers,
+                        data=registration_form(self.camera, self.fpr),
+                    )
+                except httpx.TransportError as exc:
+                    self.refused.append(type(exc).__name__)
+                    time.sleep(0.1)
+                    continue
+                if r.status_code == 201:
+                    self.accepted.append(r.json()["id"])
+                else:
+                    self.refused.append(str(r.status_code))
+                    time.sleep(0.1)
+
+    def wait_accepted(self, more: int, stall_s: float = 180) -> None:
+        """Until `more` further registrations are accepted; fails only after `stall_s` with none."""
+        wanted = len(self.accepted) + more
+        last, moved = len(self.accepted), time.monotonic()
+        while len(self.accepted) < wanted:
+            if len(self.accepted) != last:
+                last, moved = len(self.accepted), time.monotonic()
+            assert time.monotonic() - moved < stall_s, (
+                f"no registration accepted for {stall_s} s: {self.refused[-5:]}"
+            )
+            time.sleep(0.2)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+
+def anchored_count(database_url: str, ids: list[str]) -> int:
+    """How many of `ids` the database calls anchored (read directly: no rate limit, one query)."""
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM registrations WHERE id = ANY(%s) AND anchor_status = 'anchored'", (ids,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_all_anchored(database_url: str, ids: list[str], stall_s: float = 180) -> None:
+    """Until every one of `ids` is anchored; fails only when the anchored count stops moving for
+    `stall_s` (progress, not a wall-clock deadline: a slow machine only makes it slower)."""
+    last, moved = -1, time.monotonic()
+    while True:
+        try:
+            done = anchored_count(database_url, ids)
+        except psycopg.OperationalError:  # the database is restarting: that is no progress
+            done = last
+        if done == len(ids):
+            return
+        if done != last:
+            last, moved = done, time.monotonic()
+        assert time.monotonic() - moved < stall_s, f"{len(ids) - done} registrations not anchored"
+        time.sleep(0.5)
+
+
+def assert_anchored_once(database_url: str, ids: list[str], chain_sizes: list[int]) -> None:
+    """Every accepted registration is one leaf of the log (never two), inside an anchored tree, and
+    no tree size was anchored twice on chain."""
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT ref_id, count(*), max(leaf_index) FROM log_entries "
+            "WHERE kind = 'registration' AND ref_id = ANY(%s) GROUP BY ref_id",
+            (ids,),
+        ).fetchall()
+    assert len(rows) == len(set(ids)), f"{len(set(ids)) - len(rows)} accepted registrations have no leaf"
+    doubled = [ref for ref, n, _ in rows if n != 1]
+    assert not doubled, f"registrations with more than one leaf: {doubled[:5]}"
+    assert chain_sizes == sorted(set(chain_sizes)), f"a tree size anchored twice: {chain_sizes}"
+    highest = max(leaf for _, _, leaf in rows)
+    assert chain_sizes and chain_sizes[-1] > highest, "the last anchor does not cover every leaf"

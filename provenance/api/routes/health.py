@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
@@ -24,7 +26,9 @@ def health(request: Request, engine: EngineDep) -> Health:
     chain = service.chain_status()
     worker = service.worker_status()
     evaluation = service.evaluator.status() if database == "ok" else {"status": "unknown"}
+    anchoring = _anchoring(service) if database == "ok" else {"status": "unknown"}
     healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
+    healthy = healthy and anchoring["status"] in ("ok", "off")
     return Health(
         status="ok" if healthy else "degraded",
         version=__version__,
@@ -32,4 +36,42 @@ def health(request: Request, engine: EngineDep) -> Health:
         chain=chain,
         worker=worker,
         evaluation=evaluation,
+        anchoring=anchoring,
+        reasons=_reasons(database, chain, anchoring, evaluation),
     )
+
+
+def _anchoring(service: Any) -> dict[str, Any]:
+    try:
+        status: dict[str, Any] = service.anchoring_status()
+        return status
+    except Exception as exc:  # the database went away between the checks
+        return {"status": "unknown", "detail": type(exc).__name__}
+
+
+def _reasons(
+    database: str,
+    chain: dict[str, Any],
+    anchoring: dict[str, Any],
+    evaluation: dict[str, Any],
+    disk: dict[str, Any] | None = None,
+) -> list[str]:
+    """Why the status is `degraded`: one short line per part that makes it so (none when ok)."""
+    if database != "ok":
+        return [f"database unavailable ({database})"]
+    reasons = []
+    if chain.get("status") not in ("ok", "off"):
+        detail = chain.get("detail")
+        reasons.append(f"chain {chain.get('status')}" + (f": {detail}" if detail else ""))
+    if anchoring.get("status") == "behind":
+        reasons.append(
+            f"registrations wait for anchoring: the oldest for {anchoring['oldest_waiting_s']} s "
+            f"(bound {anchoring['bound_s']} s)"
+        )
+    elif anchoring.get("status") not in ("ok", "off"):
+        reasons.append(f"anchoring {anchoring.get('status')}")
+    if evaluation.get("status") == "degraded":
+        reasons.append("evaluation degraded: a metric is below its floor")
+    if disk and disk.get("status", "ok") != "ok":
+        reasons.append(f"disk {disk.get('status')}")
+    return reasons

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
-from provenance.api.deps import SettingsDep, VerifierDep
+from provenance.api.deps import VerifierDep
 from provenance.api.uploads import saved_upload
+from provenance.core.config import Settings
+from provenance.core.storage import sha256_file
+from provenance.models import Verification
 from provenance.verification import Verifier, public_view
 
 router = APIRouter(prefix="/v1", tags=["verifications"])
@@ -20,17 +22,23 @@ def _verifier(request: Request) -> Verifier:
 
 
 @router.post("/verifications", status_code=status.HTTP_201_CREATED)
-def create_verification(
+async def create_verification(
     request: Request,
     response: Response,
-    settings: SettingsDep,
     client: VerifierDep,
     media: Annotated[UploadFile, File(description="the clip or photo to verify")],
 ) -> dict[str, Any]:
-    """Verify a clip. 201 with the result when it is short; 202 with a job to poll when it is long."""
-    with saved_upload(settings, media) as path:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        verification = _verifier(request).submit(client.id, path, media.filename or "upload", digest)
+    """Verify a clip. 201 with the result when it is short and a sync slot is free; 202 with a job
+    to poll (Location) when it is long or the server is busy with other verifications."""
+    settings: Settings = request.app.state.settings
+    verifier = _verifier(request)
+
+    def work() -> Verification:
+        with saved_upload(settings, media) as path:
+            digest = sha256_file(path)
+            return verifier.submit(client.id, path, media.filename or "upload", digest, bounded=True)
+
+    verification = await verifier.submit_request(work)
     if verification.status in ("queued", "running"):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"/v1/verifications/{verification.id}"

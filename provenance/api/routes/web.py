@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import escape
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from provenance.api.deps import EngineDep, SettingsDep, VerifierDep
 from provenance.api.routes import verifications
@@ -383,22 +384,25 @@ def sign_out(request: Request) -> Response:
 
 
 @router.post("/ui/verifications", include_in_schema=False)
-def upload(
+async def upload(
     request: Request,
     response: Response,
-    engine: EngineDep,
-    settings: SettingsDep,
     media: Annotated[UploadFile, File()],
 ) -> Response:
-    """The upload form without JavaScript: verify, then go to the report (or its progress)."""
-    client = _web_client(request)
+    """The upload form without JavaScript: verify, then go to the report (or its progress).
+
+    Asynchronous so the verification runs on the verifier's bounded threads, as through the API."""
+    engine: Engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
+    client = await run_in_threadpool(_web_client, request)
     if client is None:
         return _sign_in_redirect(request)
     try:
-        body = verifications.create_verification(request, response, settings, client, media)
+        body = await verifications.create_verification(request, response, client, media)
     except DomainError as exc:
-        return _home(
-            client, engine, settings.limits.max_upload_bytes, f"{exc.code}: {exc.detail}", exc.status
+        detail = f"{exc.code}: {exc.detail}"
+        return await run_in_threadpool(
+            _home, client, engine, settings.limits.max_upload_bytes, detail, exc.status
         )
     return redirect(f"/v1/verifications/{body['id']}/report")
 

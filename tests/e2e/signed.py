@@ -1,0 +1,60 @@
+"""Signed capture manifests for real clips, made as a camera app would (fingerprint on the device)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import httpx
+
+from provenance import fingerprint as fp
+from provenance.core.config import DecodeLimits
+from provenance.core.timeutil import utcnow
+from provenance.signing import build_manifest, sign_manifest
+from tests.e2e.topology import Camera
+
+
+@lru_cache(maxsize=8)
+def fingerprint_of(path: Path) -> fp.Fingerprint:
+    return fp.compute_fingerprint(path, limits=DecodeLimits())
+
+
+def signed_form(camera: Camera, clip: Path) -> dict[str, str]:
+    """The form fields of one registration of `clip` (a fresh nonce each call)."""
+    fpr = fingerprint_of(clip)
+    manifest = build_manifest(
+        kind="video",
+        content_sha256=hashlib.sha256(clip.read_bytes()).hexdigest(),
+        fingerprint_version=fpr.version,
+        fingerprint_bytes=fpr.encode(),
+        fingerprint_digest=fpr.digest(),
+        captured_at=utcnow(),
+        device_id=camera.device_id,
+    ).to_json()
+    return {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, camera.key)}
+
+
+def register_upload(
+    url: str, camera: Camera, clip: Path, form: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST the clip with its signed manifest (multipart), as `provenance register --upload` does."""
+    with clip.open("rb") as fh:
+        return httpx.post(
+            f"{url}/v1/registrations",
+            headers=camera.headers,
+            data=form or signed_form(camera, clip),
+            files={"media": (clip.name, fh, "video/mp4")},
+            timeout=300,
+        )
+
+
+def submit_clip(url: str, headers: dict[str, str], clip: Path) -> httpx.Response:
+    with clip.open("rb") as fh:
+        return httpx.post(
+            f"{url}/v1/verifications",
+            headers=headers,
+            files={"media": (clip.name, fh, "video/mp4")},
+            timeout=300,
+        )
