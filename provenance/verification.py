@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
@@ -24,6 +25,7 @@ from provenance.core.db import session_scope
 from provenance.core.errors import DomainError, NotFound
 from provenance.core.outage import DATABASE, Backoff, is_database_outage
 from provenance.core.security import new_id
+from provenance.core.storage import StorageFull, is_storage_full
 from provenance.core.timeutil import iso, utcnow
 from provenance.index import FrameIndex
 from provenance.ledger import log, merkle
@@ -38,6 +40,10 @@ from provenance.verify.verdict import verify_fingerprint
 logger = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "provenance.verification/v1"
+# Threads beyond the sync slots for verification requests that only save, probe and queue a clip.
+INTAKE_THREADS = 4
+
+T = TypeVar("T")
 
 
 class Matcher:
@@ -225,6 +231,14 @@ class Verifier:
         self.matcher = matcher
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        # Verification requests run on threads of their own, never the server's pool, so reads and
+        # /health answer however many clips arrive: `verify_sync_concurrency` of them may verify
+        # inline (a slot each); a few more threads only save, probe and queue the rest as jobs.
+        slots = settings.verify_sync_concurrency
+        self.sync_slots = threading.BoundedSemaphore(slots)
+        self.requests = ThreadPoolExecutor(
+            max_workers=slots + INTAKE_THREADS, thread_name_prefix="verify-request"
+        )
         # Beyond one machine: long verifications go to the shared queue instead of `pool`.
         self.defer: Callable[[str, Path], object] | None = None
 
@@ -234,7 +248,13 @@ class Verifier:
         path: Path,
         filename: str,
         media_sha256: str,
+        bounded: bool = False,
     ) -> Verification:
+        """Store a verification and run it: inline when the clip is short, else as a job.
+
+        `bounded` (requests): a short clip runs inline only while a sync slot is free, else it is
+        queued like a long one, so a burst costs 202s, not a server whose every thread is busy.
+        """
         from provenance.media import probe
 
         refuse_nul(filename, "filename")  # PostgreSQL cannot store it; refused alike everywhere
@@ -249,7 +269,8 @@ class Verifier:
         )
         with session_scope(self.engine) as session:
             session.add(verification)
-        if info.duration <= self.settings.verify_sync_max_s:
+        short = info.duration <= self.settings.verify_sync_max_s
+        if short and (not bounded or self.sync_slots.acquire(blocking=False)):
             try:
                 self._run(verification.id, path)
             except DomainError:
@@ -258,6 +279,9 @@ class Verifier:
                 with session_scope(self.engine) as session:
                     session.execute(delete(Verification).where(col(Verification.id) == verification.id))
                 raise
+            finally:
+                if bounded:
+                    self.sync_slots.release()
         elif self.defer is not None:
             # The workers read the clip from the shared data directory (a shared volume beyond one machine).
             jobs_dir = self.settings.data_dir / "jobs"
@@ -276,6 +300,11 @@ class Verifier:
             path.replace(job_path)
             self.pool.submit(self._run, verification.id, job_path, True)
         return self.get(verification.id)
+
+    async def submit_request(self, work: Callable[[], T]) -> T:
+        """Run a request's verification work (`work` calls `submit(..., bounded=True)`) on the
+        verifier's own threads; the event loop and the server's thread pool stay free."""
+        return await asyncio.get_running_loop().run_in_executor(self.requests, work)
 
     def run_job(self, verification_id: str, path: Path, final: bool) -> None:
         """Run a queued verification; idempotent, so a job retried after its worker died is safe.
@@ -331,7 +360,18 @@ class Verifier:
             )
             if not owns_file:
                 raise
-        except Exception:
+        except Exception as exc:
+            if is_storage_full(exc):
+                # A full disk is the operator's to fix: refused like bad input (507, row removed).
+                self._set(
+                    verification_id,
+                    status="failed",
+                    error=json.dumps({"code": "storage_full", "detail": "the server's storage is full"}),
+                    finished_at=utcnow(),
+                )
+                if not owns_file:
+                    raise StorageFull() from exc
+                return
             logger.exception("verification %s failed", verification_id)
             if retryable:
                 self._set(verification_id, status="queued")
@@ -365,6 +405,7 @@ class Verifier:
 
     def stop(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.requests.shutdown(wait=False, cancel_futures=True)
 
 
 def public_view(verification: Verification) -> dict[str, Any]:

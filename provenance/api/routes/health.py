@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from provenance import __version__
-from provenance.api.deps import EngineDep
 from provenance.api.schemas import Health
+from provenance.core.storage import disk_status
 
 router = APIRouter(tags=["health"])
 
 
+# /health runs on threads of its own, not the server's pool: it answers while heavy work runs.
+_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="health")
+
+
 @router.get("/health", response_model=Health)
-def health(request: Request, engine: EngineDep) -> Health:
+async def health(request: Request) -> Health:
+    return await asyncio.get_running_loop().run_in_executor(_THREADS, _health, request)
+
+
+def _health(request: Request) -> Health:
+    engine = request.app.state.engine
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -29,6 +40,9 @@ def health(request: Request, engine: EngineDep) -> Health:
     anchoring = _anchoring(service) if database == "ok" else {"status": "unknown"}
     healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
     healthy = healthy and anchoring["status"] in ("ok", "off")
+    settings = request.app.state.settings
+    disk = disk_status(settings.data_dir, settings.min_free_disk_bytes)
+    healthy = healthy and disk["status"] == "ok"
     return Health(
         status="ok" if healthy else "degraded",
         version=__version__,
@@ -37,7 +51,8 @@ def health(request: Request, engine: EngineDep) -> Health:
         worker=worker,
         evaluation=evaluation,
         anchoring=anchoring,
-        reasons=_reasons(database, chain, anchoring, evaluation),
+        reasons=_reasons(database, chain, anchoring, evaluation, disk),
+        disk=disk,
     )
 
 
