@@ -3,8 +3,9 @@
 The outbox is the `anchors` table: a row is written `pending` (root, tree size) before the
 transaction is sent, and confirmed after its receipt. After a crash a pending row is settled by
 asking the chain whether that root is there. When the chain has lost its state (the contract's
-code is gone), the registry is redeployed, the epoch bumped, and the current root re-anchored;
-the status endpoint says so.
+code is gone), or was rolled back to an older state (the contract is there but lacks the newest
+root the database holds confirmed), the registry is redeployed, the epoch bumped, and the
+current root re-anchored; the status endpoint says so.
 """
 
 from __future__ import annotations
@@ -104,14 +105,18 @@ class ChainRuntime:
         with session_scope(self.engine) as session:
             recorded = get_state(session, "contract_address") or self.settings.chain_contract
         # Chain calls stay outside transactions: no database connection waits on the network.
-        if recorded and client.has_code(recorded):
+        rollback: str | None = None
+        present = bool(recorded) and client.has_code(recorded)
+        if recorded and present:
             client.attach(recorded)
-        else:
+            rollback = self._rolled_back(client)  # there, but is it the chain we anchored to?
+        if rollback is not None or not present:
             address = client.deploy()
             with session_scope(self.engine) as session:
                 set_state(session, "contract_address", address)
                 if recorded:
-                    self._record_chain_loss(session, recorded, address)
+                    why = rollback or f"the chain lost the registry at {recorded}"
+                    self._record_chain_loss(session, why, address, loud=rollback is not None)
             logger.info("deployed AnchorRegistry at %s", address)
         incident = self._incident()
         self.status = {
@@ -122,24 +127,55 @@ class ChainRuntime:
             **({"incident": incident} if incident else {}),
         }
 
-    def _record_chain_loss(self, session: Session, old: str, new: str) -> None:
+    def _rolled_back(self, client: ChainClient) -> str | None:
+        """Why the attached registry is behind the database, or None when it holds our newest anchor.
+
+        A chain restarted from an older state (an orphaned node once wrote one over the state
+        file) still has the contract, but not the newest roots: receipts naming them fail
+        `root_on_chain` while the database calls them anchored. The registry is append-only, so
+        the newest confirmed anchor being there vouches for the older ones.
+        """
+        with session_scope(self.engine) as session:
+            newest = last_anchor(session, current_epoch(session))
+            if newest is None:
+                return None
+            root, tree_size, confirmed_at = newest.root, newest.tree_size, newest.confirmed_at
+        record = client.lookup(bytes.fromhex(root))
+        if record is not None and record.tree_size == tree_size:
+            return None
+        when = iso(confirmed_at) if confirmed_at else "earlier"
+        return (
+            f"the chain was rolled back: the registry at {client.contract_address} lacks the newest "
+            f"anchor the database holds confirmed (root {root}, tree size {tree_size}, confirmed {when}; "
+            f"the chain's newest tree size is {client.latest_tree_size()})"
+        )
+
+    def _record_chain_loss(self, session: Session, why: str, new: str, *, loud: bool = False) -> None:
+        """The existing anchors no longer prove anything: a new epoch on a new registry re-anchors the log."""
         epoch = current_epoch(session) + 1
         set_state(session, "chain_epoch", str(epoch))
         session.execute(update(Anchor).where(col(Anchor.epoch) < epoch).values(status="lost"))
         session.execute(update(Registration).values(anchor_status="pending"))
         incident = {
             "at": iso(utcnow()),
-            "detail": f"the chain lost the registry at {old}; redeployed at {new} "
-            "and re-anchoring the whole log",
+            "detail": f"{why}; redeployed at {new} and re-anchoring the whole log",
             "epoch": epoch,
         }
         set_state(session, "chain_incident", json.dumps(incident))
-        logger.warning(incident["detail"])
+        (logger.error if loud else logger.warning)("CHAIN INCIDENT: %s", incident["detail"])
 
     def _incident(self) -> dict[str, Any] | None:
         with session_scope(self.engine) as session:
             raw = get_state(session, "chain_incident")
         return json.loads(raw) if raw else None
+
+    def _moved_elsewhere(self) -> bool:
+        """Whether the database names another registry than ours: another process redeployed it
+        (after a rollback the old registry still has code, so `has_code` alone would not tell)."""
+        assert self.client is not None
+        with session_scope(self.engine) as session:
+            recorded = get_state(session, "contract_address")
+        return recorded is not None and recorded.lower() != self.client.contract_address.lower()
 
     def check(self) -> bool:
         """Whether the chain answers and still holds our registry (re-deploying when it does not)."""
@@ -149,7 +185,12 @@ class ChainRuntime:
             if not self.client.is_reachable():
                 self.status = {**self.status, "status": "unavailable"}
                 return False
-            if not self.client.attached or not self.client.has_code() or self.status.get("status") != "ok":
+            if (
+                not self.client.attached
+                or not self.client.has_code()
+                or self.status.get("status") != "ok"
+                or self._moved_elsewhere()
+            ):
                 self.ensure_contract()
             return True
         except ChainError as exc:

@@ -1,9 +1,23 @@
 """A local anvil node as a child process: the embedded chain of the single-machine setup.
 
-`node_modules/.bin/anvil` (pinned in package.json) is a Node wrapper that starts the platform
-binary and forwards SIGTERM to it, then exits at once, while the binary is still dumping its
-state. So the node is started in its own process group and `stop()` waits for the whole group,
-not just the wrapper, before it returns; only then is the state file complete.
+The node is the platform binary from `@foundry-rs/anvil-<os>-<arch>` (pinned in package.json),
+started directly rather than through `node_modules/.bin/anvil`: that Node wrapper only forwards
+SIGTERM and SIGINT, so a killed server left the binary running. Started directly, the binary
+gets a parent-death signal (Linux: `PR_SET_PDEATHSIG` = SIGTERM), so when the server dies, even
+by SIGKILL, anvil dumps its state and exits instead of living on as an orphan. (The signal
+follows the *thread* that started the node: start it from a thread that outlives it.) It still
+runs in its own process group, so a Ctrl-C at the terminal reaches the server, which stops the
+node cleanly; `stop()` waits for the whole group before it returns: only then is the state
+file complete.
+
+One state file, one writer. An orphan that kept running once wrote an older state over the
+file after a newer node had used it, rolling the chain back. So the node holds an exclusive
+`flock` on `<state>.lock`, inherited by the anvil process itself: while any node of ours (even
+an orphan) is alive, the lock is taken. A new start that finds it taken looks at the holder
+recorded in the file: a node whose starting process still lives is refused (one-line reason);
+an orphan (its starter is gone) is sent SIGTERM, so it dumps the newest state and exits, and
+the new node loads that. Nodes that hold no lock (started by an older version, or by hand) but
+name the same state file are refused too: whose they are cannot be told.
 
 anvil rewrites the state file in place, so a crash during a periodic dump can leave it
 truncated. After each clean stop the file is copied to `<state>.bak`, and a start that
@@ -18,17 +32,21 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import fcntl
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +55,7 @@ from typing import IO, Self
 from provenance.chain import ChainUnavailable
 
 __all__ = [
+    "ANVIL_WRAPPER",
     "DEFAULT_ANVIL_BINARY",
     "DEV_ACCOUNTS",
     "DEV_CHAIN_ID",
@@ -47,7 +66,23 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ANVIL_BINARY = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+ANVIL_WRAPPER = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+def _platform_binary() -> Path:
+    """The binary the wrapper would start (its optional dependency for this OS and CPU), else the wrapper."""
+    system = {"linux": "linux", "darwin": "darwin"}.get(sys.platform)
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower()
+    )
+    if system and arch:
+        binary = REPO_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / "anvil"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return ANVIL_WRAPPER
+
+
+DEFAULT_ANVIL_BINARY = _platform_binary()
 
 DEV_CHAIN_ID = 31337
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -85,6 +120,14 @@ def _stop_all() -> None:
     for node in list(_RUNNING):
         with contextlib.suppress(Exception):
             node.stop()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _free_port(host: str) -> int:
@@ -138,12 +181,92 @@ def _live_group_members(pgid: int) -> list[int]:
     return members
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get SIGTERM when its parent dies (Linux), else None.
+
+    Resolved before the fork, so the child only makes one system call before it execs.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would ever come
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from /proc, or None if it is gone (or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (zombies count as gone: they have closed their files)."""
+    info = _proc_stat(pid)
+    if info is not None:
+        return info[0] != "Z"
+    if Path("/proc").is_dir():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _nodes_naming(state_file: Path) -> list[int]:
+    """Live processes (not us) whose command line has `--state <state_file>`: other writers of it (Linux)."""
+    target = state_file.resolve()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"--state" not in argv:
+                continue
+            i = argv.index(b"--state")
+            named = Path(os.fsdecode(argv[i + 1])) if i + 1 < len(argv) else None
+            if named is None:
+                continue
+            if not named.is_absolute():
+                named = Path(os.readlink(entry / "cwd")) / named
+        except (OSError, ValueError):
+            continue
+        if named.resolve() == target and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 class AnvilProcess:
     """One anvil node on a loopback port, optionally persisted to a state file.
 
     `state_file` is loaded at start (if it exists) and written at stop (SIGTERM) and every
     `state_interval` seconds, so at most that much is lost if the machine dies. Without a
-    state file the chain lives in memory only.
+    state file the chain lives in memory only. `die_with_parent=False` lets the node outlive
+    this process (tests use it to make an orphan); the state-file lock still guards the file.
     """
 
     def __init__(
@@ -163,6 +286,7 @@ class AnvilProcess:
         log_file: str | os.PathLike[str] | None = None,
         quiet: bool = True,
         extra_args: Sequence[str] = (),
+        die_with_parent: bool = True,
     ) -> None:
         self.state_file = Path(state_file) if state_file is not None else None
         self.binary = Path(binary) if binary is not None else DEFAULT_ANVIL_BINARY
@@ -178,6 +302,8 @@ class AnvilProcess:
         self.log_file = Path(log_file) if log_file is not None else None
         self.quiet = quiet
         self.extra_args = tuple(extra_args)
+        self.die_with_parent = die_with_parent
+        self._lock_fd: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._port: int | None = None
@@ -247,12 +373,18 @@ class AnvilProcess:
         """Copy of the state as of the last clean stop (anvil rewrites the state file in place)."""
         return self.state_file.with_name(self.state_file.name + ".bak") if self.state_file else None
 
+    @property
+    def lock_file(self) -> Path | None:
+        """Held (flock) by the node and its starter while either lives: one writer per state file."""
+        return self.state_file.with_name(self.state_file.name + ".lock") if self.state_file else None
+
     def start(self) -> Self:
         """Starts the node and returns once it answers JSON-RPC with the expected chain id.
 
         If anvil cannot load the state file (a crash during an in-place periodic dump leaves it
         truncated) and a backup from the last clean stop exists, the bad file is kept aside as
         `<state>.corrupt-<time>` and the backup is loaded instead: the chain goes back to that stop.
+        Another node on the same state file is stopped first if it is an orphan, else refused.
         """
         if self.running:
             return self
@@ -260,12 +392,90 @@ class AnvilProcess:
             raise ChainUnavailable(f"anvil not found at {self.binary}; run `make setup` (npm ci)")
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        error = self._start_with_port_retries()
-        if error is not None and self._restore_backup(error):
+            self._take_lock()
+        try:
+            if self.state_file is not None and (others := _nodes_naming(self.state_file)):
+                raise ChainUnavailable(
+                    f"anvil did not start: process(es) {', '.join(map(str, others))} also run anvil on "
+                    f"{self.state_file} and would overwrite its state; stop them first"
+                )
             error = self._start_with_port_retries()
-        if error is not None:
-            raise ChainUnavailable(f"anvil did not start: {error}")
+            if error is not None and self._restore_backup(error):
+                error = self._start_with_port_retries()
+            if error is not None:
+                raise ChainUnavailable(f"anvil did not start: {error}")
+        except BaseException:
+            self._release_lock()
+            raise
         return self
+
+    # -- the state-file lock ------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        """Takes `<state>.lock`, first stopping an orphaned node that holds it (see the module docstring)."""
+        path = self.lock_file
+        assert path is not None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not _try_flock(fd):
+                self._evict_holder(fd, path)
+            self._write_holder(fd, None)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+
+    def _evict_holder(self, fd: int, path: Path) -> None:
+        """Refuses when the holder's starter lives; SIGTERMs an orphan and waits until its lock is free."""
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            owner, node = int(holder.get("owner") or 0), int(holder.get("node") or 0)
+        except (ValueError, TypeError, AttributeError):
+            owner, node = 0, 0
+        stat = _proc_stat(node) if node else None
+        node_alive = node > 0 and _alive(node)
+        if node_alive and stat is not None:
+            orphan = stat[1] != owner  # reparented: the process that started it is gone
+        else:  # no /proc: judge by the starter alone; no node: the starter itself holds the lock
+            orphan = node_alive and not (owner > 0 and _alive(owner))
+        if not orphan:
+            who = f"anvil pid {node} started by pid {owner}" if node_alive else f"pid {owner}"
+            raise ChainUnavailable(
+                f"anvil did not start: {self.state_file} is in use by {who} (lock {path}); "
+                "two nodes on one state file overwrite each other's state"
+            )
+        # An orphan: SIGTERM makes it dump its (newest) state and exit; its exit frees the lock.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(node, signal.SIGTERM)
+        if self._wait_lock(fd, self.stop_timeout):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(node, signal.SIGKILL)  # started with start_new_session: it leads its group
+            os.kill(node, signal.SIGKILL)
+        if not self._wait_lock(fd, 5.0):
+            raise ChainUnavailable(
+                f"anvil did not start: orphaned anvil pid {node} holds {path} and does not exit"
+            )
+
+    @staticmethod
+    def _wait_lock(fd: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not _try_flock(fd):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @staticmethod
+    def _write_holder(fd: int, node: int | None) -> None:
+        record = json.dumps({"owner": os.getpid(), "node": node}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # the node has exited (or never started): the lock is free now
 
     def _start_with_port_retries(self) -> str | None:
         attempts = 1 if self.requested_port is not None else 3  # a picked free port can be taken
@@ -310,7 +520,12 @@ class AnvilProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: see the module docstring
+            # The node holds the state-file lock as long as it lives, even if we die first.
+            pass_fds=(self._lock_fd,) if self._lock_fd is not None else (),
+            preexec_fn=_die_with_parent_hook() if self.die_with_parent else None,
         )
+        if self._lock_fd is not None:
+            self._write_holder(self._lock_fd, self._proc.pid)
         self._port = port
         url = f"http://{self.host}:{port}"
         deadline = time.monotonic() + self.startup_timeout
@@ -321,17 +536,17 @@ class AnvilProcess:
                     self._serving = True
                     _RUNNING.add(self)
                     return None
-                self.stop()
+                self._stop_process()
                 return f"{url} answers with chain id {chain_id}, expected {self.chain_id}"
             if self._proc.poll() is not None:
                 # The wrapper has exited: the binary has failed (or is still exiting).
                 self._wait_group(self._proc.pid, 2.0)
                 tail = self._log_tail() or "no output"
-                self.stop()
+                self._stop_process()
                 return tail
             time.sleep(0.05)
         tail = self._log_tail()
-        self.stop()
+        self._stop_process()
         return f"no JSON-RPC answer on {url} within {self.startup_timeout:.0f}s; {tail}"
 
     @staticmethod
@@ -344,7 +559,12 @@ class AnvilProcess:
         return True
 
     def stop(self) -> None:
-        """SIGTERM (anvil dumps its state), wait for the wrapper and the binary, then kill if stuck."""
+        """SIGTERM (anvil dumps its state), wait for the node's process group, then free the state file."""
+        self._stop_process()
+        self._release_lock()
+
+    def _stop_process(self) -> None:
+        """SIGTERM, wait for the node (and, with the wrapper, the binary it started), kill if stuck."""
         proc, self._proc = self._proc, None
         served, self._serving = self._serving, False
         _RUNNING.discard(self)
@@ -353,8 +573,8 @@ class AnvilProcess:
             was_running = proc.poll() is None
             if was_running:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)  # the wrapper forwards it to the binary
-            elif _live_group_members(pgid):  # the wrapper died alone: tell the binary directly
+                    proc.send_signal(signal.SIGTERM)  # a wrapper (if one was given) forwards it
+            elif _live_group_members(pgid):  # a wrapper died alone: tell the binary directly
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGTERM)
             deadline = time.monotonic() + self.stop_timeout

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,14 @@ from eth_account import Account
 from web3 import Web3
 
 from provenance.chain import ChainError, ChainUnavailable
-from provenance.chain.anvil import DEV_ACCOUNTS, DEV_CHAIN_ID, AnvilProcess, _live_group_members, rpc_answers
+from provenance.chain.anvil import (
+    ANVIL_WRAPPER,
+    DEV_ACCOUNTS,
+    DEV_CHAIN_ID,
+    AnvilProcess,
+    _live_group_members,
+    rpc_answers,
+)
 from provenance.chain.contract import ChainClient
 from tests.provenance.chain_fixtures import OWNER, require_anvil
 
@@ -181,3 +190,117 @@ def test_missing_binary_fails_clearly(tmp_path: Path) -> None:
 def test_fixed_port_in_use_fails_clearly() -> None:
     with AnvilProcess() as node, pytest.raises(ChainUnavailable, match=r"(?i)in use"):
         AnvilProcess(port=node.port).start()
+
+
+def _spawn_starter(state: Path, *, die_with_parent: bool) -> tuple[subprocess.Popen[str], int, str]:
+    """A Python process that starts a node on `state`, anchors root "newest", then idles.
+
+    Returns the process, the node's pid and the registry address. `state_interval=None`: the
+    anchor reaches the state file only if the node dumps at exit (SIGTERM), not periodically.
+    """
+    extra = "" if die_with_parent else ", die_with_parent=False"
+    script = (
+        "import time\n"
+        "from web3 import Web3\n"
+        "from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess\n"
+        "from provenance.chain.contract import ChainClient\n"
+        f"node = AnvilProcess({str(state)!r}, state_interval=None{extra})\n"
+        "node.start()\n"
+        "client = ChainClient(node.rpc_url, DEV_ACCOUNTS[0].private_key)\n"
+        "address = client.deploy()\n"
+        "client.anchor(Web3.keccak(text='newest'), 1)\n"
+        "print(node.pid, address, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    starter = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert starter.stdout is not None
+    line = starter.stdout.readline()
+    assert line, "the starter printed nothing"
+    pid, address = line.split()
+    return starter, int(pid), address
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _live_group_members(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_node_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """A SIGKILLed server leaves no node behind to write an older state over the file later."""
+    state = tmp_path / "state.json"
+    starter, pid, address = _spawn_starter(state, die_with_parent=True)
+    try:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait()
+        assert _wait_gone(pid, 20), f"anvil pid {pid} outlived the process that started it"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    # It was told with SIGTERM, so it dumped its state on the way out: nothing lost.
+    with AnvilProcess(state) as again:
+        client = ChainClient(again.rpc_url, None, contract_address=address)
+        assert client.lookup(_root("newest")) is not None
+
+
+def test_a_second_node_on_one_state_file_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with AnvilProcess(state) as node:
+        with pytest.raises(ChainUnavailable, match="in use by anvil pid") as refused:
+            AnvilProcess(state).start()
+        assert len(refused.value.detail.splitlines()) == 1
+        assert rpc_answers(node.rpc_url) == DEV_CHAIN_ID  # the first one is untouched
+    with AnvilProcess(state) as after:  # once it stopped, the file is free again
+        assert rpc_answers(after.rpc_url) == DEV_CHAIN_ID
+
+
+def test_an_orphan_is_stopped_and_its_newest_state_loaded(tmp_path: Path) -> None:
+    """An orphan (its starter died, no parent-death signal) holds the lock; a new start stops it
+    cleanly, so it dumps its newest state, and loads that instead of racing it for the file."""
+    state = tmp_path / "state.json"
+    starter, pid, address = _spawn_starter(state, die_with_parent=False)
+    try:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait()
+        time.sleep(0.5)
+        assert _live_group_members(pid), "the orphan should still run"
+        assert not state.exists()  # no periodic dumps: its anchor lives only in its memory
+        with AnvilProcess(state) as node:
+            assert not _live_group_members(pid)
+            client = ChainClient(node.rpc_url, None, contract_address=address)
+            assert client.lookup(_root("newest")) is not None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_node_that_holds_no_lock_on_the_state_file_is_refused(tmp_path: Path) -> None:
+    """Such as one left behind by an older version (started through the Node wrapper, no lock)."""
+    state = tmp_path / "state.json"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    legacy = subprocess.Popen(
+        [str(ANVIL_WRAPPER), "--port", str(port), "--state", "state.json"],
+        cwd=tmp_path,  # a relative path, as `./var` gave before
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while rpc_answers(f"http://127.0.0.1:{port}") is None:
+            assert time.monotonic() < deadline, "the legacy node did not start"
+            time.sleep(0.1)
+        with pytest.raises(ChainUnavailable, match="also run anvil"):
+            AnvilProcess(state).start()
+    finally:
+        os.killpg(legacy.pid, signal.SIGTERM)
+        legacy.wait(timeout=20)
+        _wait_gone(legacy.pid, 20)
