@@ -175,10 +175,16 @@ def test_manifest_refusals_write_nothing(
     )
     assert counts(service) == (0, 0)
 
-    # A replayed nonce: the first use is accepted, the second refused and nothing more written.
+    # A replayed nonce: the first use is accepted; another client sending it is refused and nothing
+    # more is written (the same client's identical retry gets the stored registration back).
     manifest, signature = signed(device, content)
-    assert post(http, camera_headers, manifest, signature).status_code == 201
-    assert_refused(post(http, camera_headers, manifest, signature), 409, "nonce_replayed")
+    created = post(http, camera_headers, manifest, signature)
+    assert created.status_code == 201
+    assert_refused(
+        post(http, make_key(http, admin_headers, "camera"), manifest, signature), 409, "nonce_replayed"
+    )
+    retried = post(http, camera_headers, manifest, signature)
+    assert retried.status_code == 200 and retried.json()["id"] == created.json()["id"]
     assert counts(service) == (1, 1)
 
     # Revoked before the capture time: refused.
@@ -239,7 +245,7 @@ def _png_bomb() -> bytes:
     [
         ("truncated.mp4", lambda: BIKES.read_bytes()[: BIKES.stat().st_size // 2], 422, None),
         ("empty.mp4", lambda: b"", 422, None),
-        ("random.mp4", lambda: bytes(range(256)) * 400, 422, None),
+        ("random.mp4", lambda: bytes(range(256)) * 400, 415, "media_unsupported_format"),
         ("bomb.png", _png_bomb, 422, "media_frame_too_large"),
     ],
 )

@@ -125,7 +125,7 @@ def test_verify_refusals(
     bad = tmp_path / "random.mp4"
     bad.write_bytes(bytes(range(256)) * 100)
     response = verify(http, newsroom, bad)
-    assert response.status_code == 422 and response.json()["code"].startswith("media_")
+    assert response.status_code == 415 and response.json()["code"] == "media_unsupported_format"
     response = verify(http, camera_headers, BIKES)
     assert response.status_code == 403 and response.json()["code"] == "scope_forbidden"
     with Session(service.engine) as session:
