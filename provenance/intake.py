@@ -130,7 +130,7 @@ class Intake:
         except Exception as exc:  # e.g. the database is down: every request of the group gets it (503)
             outcomes = [_Failed(exc)] * len(group)
         for waiting, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, registry.Accepted):
+            if isinstance(outcome, registry.Accepted) and not outcome.replayed:  # a replay is indexed
                 try:
                     self.on_accepted(outcome)
                 except Exception:  # stored and durable; the index's next rebuild (at start) has it

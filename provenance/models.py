@@ -19,6 +19,10 @@ class Device(SQLModel, table=True):
     revoked_at: datetime | None = None
     # The key this one succeeds (a rotation signed by that key); None for a first enrolment.
     predecessor_id: str | None = Field(default=None, max_length=64)
+    # The only API client that may register this device's captures (None: any camera client), so a
+    # camera client cannot pass off captures of another client's device as its own. No foreign key:
+    # adding one would make SQLite rebuild the devices table that registrations refer to.
+    client_id: str | None = Field(default=None, max_length=64)
 
 
 class ApiClient(SQLModel, table=True):
@@ -55,6 +59,8 @@ class Registration(SQLModel, table=True):
         sa_column=Column(Text, nullable=True),
         description="JSON: Content Credentials the uploaded media carried",
     )
+    # The API client that submitted it (None for registrations made before this was recorded).
+    client_id: str | None = Field(default=None, index=True, max_length=64)
 
 
 class UsedNonce(SQLModel, table=True):
@@ -63,6 +69,8 @@ class UsedNonce(SQLModel, table=True):
     nonce: str = Field(primary_key=True, max_length=128)
     device_id: str = Field(foreign_key="devices.id", max_length=64)
     used_at: datetime
+    # The registration that used it, so an identical retry of a lost response finds it again.
+    registration_id: str | None = Field(default=None, max_length=64)
 
 
 class LogEntry(SQLModel, table=True):
@@ -175,3 +183,18 @@ class RateLimitWindow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     count: int
     expires_at: float = Field(description="Unix time the window ends")
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, only its SHA-256 is stored here, so
+    every API process sees the same sessions and signing out ends one everywhere at once."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(foreign_key="api_clients.id", index=True, max_length=64)
+    key_hash: str = Field(
+        max_length=64, description="the API key signed in with: rotated out, the session ends"
+    )
+    created_at: datetime
+    expires_at: datetime = Field(index=True)

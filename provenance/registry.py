@@ -20,13 +20,14 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from provenance import audit
+from provenance import audit, web_sessions
 from provenance import fingerprint as fp
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
 from provenance.core.storage import store_verified
+from provenance.core.text import refuse_nul
 from provenance.core.timeutil import iso, parse_iso, utcnow
 from provenance.ledger import log
 from provenance.models import ApiClient, Device, LogEntry, Registration, UsedNonce
@@ -46,6 +47,7 @@ def create_client(
     session: Session, name: str, scope: Scope, actor: str | None = None
 ) -> tuple[ApiClient, str]:
     """Returns the stored client and its key; the key itself is never stored."""
+    refuse_nul(name, "name")
     key = new_api_key()
     client = ApiClient(
         id=new_id("cli"), name=name, scope=scope.value, key_hash=hash_api_key(key), created_at=utcnow()
@@ -142,13 +144,16 @@ class ClientCache:
 
     def cached(self, key: str) -> ApiClient | None:
         """The client if the key was authenticated within the TTL; never touches the database, so
-        the event loop may call it (a miss goes to `authenticate` in a worker thread)."""
+        the event loop may call it (a miss goes to `authenticate` in a worker thread). Web session
+        tokens are never cached: signing out must end a session at once, in every process."""
         hit = self._entries.get(hash_api_key(key))  # one dict read: atomic under the GIL
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         return None
 
     def authenticate(self, key: str) -> ApiClient | None:
+        if web_sessions.is_token(key):
+            return web_sessions.authenticate(self.engine, key)
         digest = hash_api_key(key)
         now = time.monotonic()
         with self._lock:
@@ -193,21 +198,64 @@ def ensure_admin_key(engine: Engine, key_file: Path) -> str | None:
 # --- devices ---
 
 
-def enroll_device(session: Session, name: str, public_key_b64: str, actor: str | None = None) -> Device:
+def _bindable_client(session: Session, client_id: str) -> ApiClient:
+    """A client a device may be bound to: one that exists, is not revoked and may register."""
+    refuse_nul(client_id, "client_id")
+    client = get_client(session, client_id)
+    if client.revoked_at is not None:
+        raise Conflict("client_revoked", f"client {client_id} is revoked")
+    if client.scope not in (Scope.camera.value, Scope.admin.value):
+        raise DomainError(
+            "client_scope_invalid", f"client {client_id} has scope {client.scope}; it cannot register", 422
+        )
+    return client
+
+
+def enroll_device(
+    session: Session,
+    name: str,
+    public_key_b64: str,
+    actor: str | None = None,
+    client_id: str | None = None,
+) -> Device:
+    """Enrol a device key; with `client_id`, only that API client may register its captures."""
+    refuse_nul(name, "name")
     raw = decode_public_key(public_key_b64)
     device_id = device_id_for(raw)
     if session.get(Device, device_id) is not None:
         raise Conflict("device_exists", f"device {device_id} is already enrolled")
+    if client_id is not None:
+        _bindable_client(session, client_id)
     device = Device(
         id=device_id,
         name=name,
         public_key=base64.b64encode(raw).decode(),
         status="active",
         enrolled_at=utcnow(),
+        client_id=client_id,
     )
     session.add(device)
     log.append(session, "device", device.id, log.device_leaf(device, "enrolled"))
-    audit.record(session, actor, "device.enroll", "device", device.id, {"name": name})
+    details: dict[str, Any] = {"name": name}
+    if client_id is not None:
+        details["client_id"] = client_id
+    audit.record(session, actor, "device.enroll", "device", device.id, details)
+    session.flush()
+    return device
+
+
+def bind_device(session: Session, device_id: str, client_id: str | None, actor: str | None = None) -> Device:
+    """Bind a device to the one API client that may register its captures (None: unbind, any
+    camera client may). Registrations already stored keep the client that submitted them."""
+    device = get_device(session, device_id)
+    if client_id is not None:
+        _bindable_client(session, client_id)
+    previous = device.client_id
+    device.client_id = client_id
+    session.add(device)
+    audit.record(
+        session, actor, "device.bind", "device", device.id, {"client_id": client_id, "previous": previous}
+    )
     session.flush()
     return device
 
@@ -289,6 +337,7 @@ def rotate_device(
         status="active",
         enrolled_at=now,
         predecessor_id=device.id,
+        client_id=device.client_id,  # a new key for the same device stays bound to the same client
     )
     device.status = "rotated"
     device.revoked_at = effective_at
@@ -333,14 +382,21 @@ class Submission:
 
     manifest: str | bytes | dict[str, Any]
     signature: str
+    # The API client submitting it: recorded on the registration, checked against the device's binding.
+    client_id: str | None = None
 
 
 @dataclass
 class Accepted:
-    """A stored registration and its parsed fingerprint (so the index is fed without parsing it again)."""
+    """A stored registration and its parsed fingerprint (so the index is fed without parsing it again).
+
+    `replayed`: the same client sent the same signed manifest again (a retry after a lost response),
+    and this is the registration stored the first time; nothing new was written.
+    """
 
     registration: Registration
     fingerprint: fp.Fingerprint
+    replayed: bool = False
 
 
 def parse_manifest(manifest_json: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], CaptureManifest]:
@@ -413,6 +469,7 @@ def _check_upload(
 class _DeviceRow:
     public_key: str
     revoked_at: datetime | None
+    client_id: str | None = None
 
 
 @dataclass
@@ -425,6 +482,7 @@ class _Candidate:
     fingerprint_bytes: bytes
     fingerprint: fp.Fingerprint
     captured_at: datetime
+    client_id: str | None = None
 
 
 _DEVICES = Device.__table__  # type: ignore[attr-defined]
@@ -467,42 +525,75 @@ def _candidate(submission: Submission) -> _Candidate:
         fingerprint_bytes=data,
         fingerprint=decoded,
         captured_at=manifest.captured_at_dt(),
+        client_id=submission.client_id,
     )
 
 
-def _lookup(conn: Connection, candidates: Sequence[_Candidate]) -> tuple[dict[str, _DeviceRow], set[str]]:
-    """Every device the candidates name and every nonce of theirs already used: two queries in all."""
+def _lookup(
+    conn: Connection, candidates: Sequence[_Candidate]
+) -> tuple[dict[str, _DeviceRow], dict[str, Registration | None]]:
+    """Every device the candidates name and every nonce of theirs already used, with the registration
+    that used it (None if unknown): two queries, and a third only when some nonce was used."""
     device_ids = sorted({c.manifest.device_id for c in candidates})
     nonces = sorted({c.manifest.nonce for c in candidates})
     devices = {
-        row.id: _DeviceRow(row.public_key, row.revoked_at)
+        row.id: _DeviceRow(row.public_key, row.revoked_at, row.client_id)
         for row in conn.execute(
-            sa_select(_DEVICES.c.id, _DEVICES.c.public_key, _DEVICES.c.revoked_at).where(
-                _DEVICES.c.id.in_(device_ids)
-            )
+            sa_select(
+                _DEVICES.c.id, _DEVICES.c.public_key, _DEVICES.c.revoked_at, _DEVICES.c.client_id
+            ).where(_DEVICES.c.id.in_(device_ids))
         )
     }
-    used = set(conn.execute(sa_select(_NONCES.c.nonce).where(_NONCES.c.nonce.in_(nonces))).scalars())
+    used_rows = conn.execute(
+        sa_select(_NONCES.c.nonce, _NONCES.c.registration_id).where(_NONCES.c.nonce.in_(nonces))
+    ).all()
+    earlier_ids = sorted({r.registration_id for r in used_rows if r.registration_id is not None})
+    earlier: dict[str, Registration] = {}
+    if earlier_ids:
+        earlier = {
+            row.id: Registration(**row._mapping)
+            for row in conn.execute(sa_select(_REGISTRATIONS).where(_REGISTRATIONS.c.id.in_(earlier_ids)))
+        }
+    used = {r.nonce: earlier.get(r.registration_id) if r.registration_id else None for r in used_rows}
     return devices, used
+
+
+def _same_submission(earlier: Registration, candidate: _Candidate) -> bool:
+    """An identical retry: the same client sending the same manifest bytes and signature again."""
+    return (
+        earlier.client_id is not None
+        and earlier.client_id == candidate.client_id
+        and earlier.signature == candidate.signature
+        and earlier.manifest == candidate.canonical.decode()
+    )
 
 
 def _admit(
     settings: Settings,
     candidate: _Candidate,
     devices: dict[str, _DeviceRow],
-    used: set[str],
+    used: dict[str, Registration | None],
     now: datetime,
-) -> _DeviceRow:
-    """Device enrolled at capture time, signature, capture time not ahead, nonce unused — in that order."""
+) -> _DeviceRow | Registration:
+    """Device enrolled at capture time, signature, device bound to this client (if bound), capture
+    time not ahead, nonce unused — in that order. Returns the device, or, for an identical retry of
+    a stored registration (a lost response), that registration."""
     manifest = candidate.manifest
     device = _check_device(devices.get(manifest.device_id), manifest.device_id, candidate.captured_at)
     if not verify_canonical(candidate.canonical, candidate.signature, device.public_key):
         raise DomainError(
             "signature_invalid", "the signature does not verify over the canonical manifest", 422
         )
+    if device.client_id is not None and candidate.client_id != device.client_id:
+        raise DomainError(
+            "device_client_mismatch", f"device {manifest.device_id} is bound to another API client", 403
+        )
     if candidate.captured_at > now + timedelta(seconds=settings.clock_skew_s):
         raise DomainError("capture_time_in_future", "captured_at is in the future", 422)
     if manifest.nonce in used:
+        earlier = used[manifest.nonce]
+        if earlier is not None and _same_submission(earlier, candidate):
+            return earlier
         raise Conflict("nonce_replayed", "this manifest's nonce was used before")
     return device
 
@@ -531,12 +622,18 @@ def _rows(
         "media_path": media_path,
         "anchor_status": "pending",
         "c2pa": json.dumps(c2pa) if c2pa is not None else None,
+        "client_id": candidate.client_id,
     }
     registration = Registration(**values)
     leaf = log.entry_values(
         "registration", registration.id, log.registration_leaf(registration, device.public_key), now
     )
-    nonce = {"nonce": manifest.nonce, "device_id": manifest.device_id, "used_at": now}
+    nonce = {
+        "nonce": manifest.nonce,
+        "device_id": manifest.device_id,
+        "used_at": now,
+        "registration_id": registration.id,
+    }
     return registration, nonce, values, leaf
 
 
@@ -551,14 +648,16 @@ def _insert(
 
 
 def register_many(
-    engine: Engine, settings: Settings, submissions: Sequence[Submission]
+    engine: Engine, settings: Settings, submissions: Sequence[Submission], retry: bool = True
 ) -> list[Accepted | DomainError]:
     """Check each signed manifest on its own and store the accepted ones together: one transaction,
     two lookups and three inserts for the lot. Per submission, an `Accepted` or the refusal.
 
-    A nonce repeated within `submissions` is accepted once (the first) and refused after. If a
-    concurrent transaction wins a race for a nonce (the insert fails), the lot is retried one by
-    one, so only the loser is refused.
+    A nonce used before (here or earlier) is refused, unless the same client sends the same signed
+    manifest again: then the stored registration is returned (`replayed`), so a retry after a lost
+    response recovers its id. If a concurrent transaction wins a race for a nonce (the insert
+    fails), the lot is retried one by one (`retry`), so only the loser is refused (or, if it was
+    the same submission, gets the winner's registration).
     """
     outcomes: list[Accepted | DomainError | None] = []
     candidates: list[tuple[int, _Candidate]] = []
@@ -569,7 +668,7 @@ def register_many(
         except DomainError as exc:
             outcomes.append(exc)
     if candidates:
-        _check_and_store(engine, settings, submissions, candidates, outcomes)
+        _check_and_store(engine, settings, submissions, candidates, outcomes, retry)
     return [o if o is not None else DomainError("internal_error", "not checked", 500) for o in outcomes]
 
 
@@ -579,6 +678,7 @@ def _check_and_store(
     submissions: Sequence[Submission],
     candidates: Sequence[tuple[int, _Candidate]],
     outcomes: list[Accepted | DomainError | None],
+    retry: bool,
 ) -> None:
     try:
         with engine.begin() as conn:
@@ -587,22 +687,25 @@ def _check_and_store(
             rows = []
             for i, candidate in candidates:
                 try:
-                    device = _admit(settings, candidate, devices, used, now)
+                    admitted = _admit(settings, candidate, devices, used, now)
                 except DomainError as exc:
                     outcomes[i] = exc
                     continue
-                used.add(candidate.manifest.nonce)
-                row = _rows(candidate, device, now)
+                if isinstance(admitted, Registration):
+                    outcomes[i] = Accepted(admitted, candidate.fingerprint, replayed=True)
+                    continue
+                row = _rows(candidate, admitted, now)
+                used[candidate.manifest.nonce] = row[0]
                 rows.append(row)
                 outcomes[i] = Accepted(row[0], candidate.fingerprint)
             if rows:
                 _insert(conn, rows)
     except IntegrityError:
-        if len(candidates) == 1:
+        if len(candidates) == 1 and not retry:
             outcomes[candidates[0][0]] = Conflict("nonce_replayed", "this manifest's nonce was used before")
             return
         for i, _ in candidates:
-            outcomes[i] = register_many(engine, settings, [submissions[i]])[0]
+            outcomes[i] = register_many(engine, settings, [submissions[i]], retry=False)[0]
 
 
 def register(
@@ -638,7 +741,9 @@ def register_one(
     candidate = _candidate(submission)
     with engine.connect() as conn:
         devices, used = _lookup(conn, [candidate])
-    _admit(settings, candidate, devices, used, utcnow())
+    earlier = _admit(settings, candidate, devices, used, utcnow())
+    if isinstance(earlier, Registration):  # an identical retry: the registration stored before
+        return Accepted(earlier, candidate.fingerprint, replayed=True)
     _check_upload(settings, candidate.manifest, candidate.fingerprint, upload)
     media_dir = settings.data_dir / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
@@ -651,15 +756,23 @@ def register_one(
         with engine.begin() as conn:
             now = utcnow()
             devices, used = _lookup(conn, [candidate])
-            device = _admit(settings, candidate, devices, used, now)
-            row = _rows(candidate, device, now, str(stored), c2pa)
-            _insert(conn, [row])
+            admitted = _admit(settings, candidate, devices, used, now)
+            if isinstance(admitted, Registration):  # an identical retry stored it meanwhile
+                replayed: Registration | None = admitted
+            else:
+                replayed = None
+                row = _rows(candidate, admitted, now, str(stored), c2pa)
+                _insert(conn, [row])
     except BaseException as exc:
         if copied and not _media_in_use(engine, stored):
             stored.unlink(missing_ok=True)
         if isinstance(exc, IntegrityError):
             raise Conflict("nonce_replayed", "this manifest's nonce was used before") from exc
         raise
+    if replayed is not None:
+        if copied and not _media_in_use(engine, stored):
+            stored.unlink(missing_ok=True)
+        return Accepted(replayed, candidate.fingerprint, replayed=True)
     return Accepted(row[0], candidate.fingerprint)
 
 

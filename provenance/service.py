@@ -109,8 +109,9 @@ class Service:
         submission: registry.Submission,
         upload: Path | None = None,
         upload_suffix: str = ".bin",
-    ) -> Registration:
-        """One signed manifest, with the media when uploaded (its Content Credentials are kept)."""
+    ) -> registry.Accepted:
+        """One signed manifest, with the media when uploaded (its Content Credentials are kept);
+        `replayed` when it is an identical retry of one stored before (then nothing is new)."""
         if upload is None:
             accepted = registry.register_one(self.engine, self.settings, submission)
         else:
@@ -121,21 +122,20 @@ class Service:
                 registry.Upload(path=upload, suffix=upload_suffix),
                 self.credentials.read(upload),
             )
-        return self.registered(accepted.registration, accepted.fingerprint)
+        if not accepted.replayed:  # a replay is in the index already
+            self.registered(accepted.registration, accepted.fingerprint)
+        return accepted
 
-    async def register_json(self, submission: registry.Submission) -> Registration:
+    async def register_json(self, submission: registry.Submission) -> registry.Accepted:
         """One signed manifest without media, through the group-committing intake; raises its refusal."""
-        return (await self.intake.submit(submission)).registration
+        return await self.intake.submit(submission)
 
     async def register_batch(
         self, submissions: list[registry.Submission]
-    ) -> list[Registration | DomainError]:
+    ) -> list[registry.Accepted | DomainError]:
         """Signed manifests synced together: each checked on its own; per item the stored
-        registration or its refusal."""
-        return [
-            o.registration if isinstance(o, registry.Accepted) else o
-            for o in await self.intake.submit_many(submissions)
-        ]
+        registration (or, for an identical retry, the one stored before) or its refusal."""
+        return await self.intake.submit_many(submissions)
 
     def chain_status(self) -> dict[str, object]:
         return dict(self.chain.status)

@@ -26,6 +26,7 @@ from provenance.core.errors import DomainError, NotFound
 from provenance.core.outage import DATABASE, Backoff, is_database_outage
 from provenance.core.security import new_id
 from provenance.core.storage import StorageFull, is_storage_full
+from provenance.core.text import refuse_nul
 from provenance.core.timeutil import iso, utcnow
 from provenance.index import FrameIndex
 from provenance.ledger import log, merkle

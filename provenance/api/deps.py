@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from provenance import registry
+from provenance import registry, web_sessions
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import AuthError, Forbidden
@@ -58,12 +58,14 @@ def require(*scopes: Scope, count: bool = True) -> Callable[..., Awaitable[ApiCl
     ) -> ApiClient:
         if credentials is None:
             raise AuthError("api_key_missing", "send an API key as 'Authorization: Bearer KEY'")
+        if not web_sessions.vouched(request.scope, credentials.credentials):
+            raise AuthError("api_key_invalid", "a session token is a cookie of our pages, not an API key")
         clients: registry.ClientCache = request.app.state.service.clients
         client = clients.cached(credentials.credentials)
         if client is None:
             client = await run_in_threadpool(clients.authenticate, credentials.credentials)
         if client is None:
-            raise AuthError("api_key_invalid", "the API key is unknown or revoked")
+            raise AuthError("api_key_invalid", "the API key is unknown or revoked, or the session ended")
         if client.scope not in allowed:
             raise Forbidden("scope_forbidden", f"this needs one of the scopes {sorted(allowed)}")
         if count:

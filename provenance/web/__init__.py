@@ -3,16 +3,21 @@
 Pages are rendered on the server with Jinja2; the little JavaScript there is (`static/app.js`)
 only uploads with a progress bar and polls for results. Nothing is loaded from another origin.
 
-**Session design.** Signing in means pasting an API key; the server checks it and keeps it in
-the `provenance_session` cookie: HttpOnly (no script can read it), SameSite=Strict (no other
-site's page can make the browser send it), Path=/, Secure when served over HTTPS, 8 hours.
-`CookieSession`, an ASGI middleware, hands the cookie's key to the API as the ordinary
-`Authorization: Bearer KEY` header for requests that carry no Authorization of their own, so the
-pages call the same `/v1` endpoints as every other client (POST /v1/verifications, GET
-/v1/verifications/{id}, the receipt) under the same scope checks, and the pages' scripts never
-see the key. As defence in depth against cross-site request forgery it only does so when the
-browser says the request is same-origin (`Sec-Fetch-Site`, or for unsafe methods the `Origin`
-header), and unsafe methods only for the few endpoints the pages post to.
+**Session design.** Signing in means pasting an API key; the server checks it and opens a
+server-side session (`provenance.web_sessions`: a random token whose hash is stored in the
+database with an expiry, so every API process shares it and signing out revokes it). The
+`provenance_session` cookie holds that token, never the key: HttpOnly (no script can read it),
+SameSite=Strict (no other site's page can make the browser send it), Path=/, Secure when the
+request came over HTTPS (the request's scheme; behind a proxy, uvicorn sets it from
+X-Forwarded-Proto only for the proxies it trusts, `FORWARDED_ALLOW_IPS`, loopback by default),
+8 hours. `CookieSession`, an ASGI middleware, hands the cookie's token to the API as
+`Authorization: Bearer TOKEN` for requests that carry no Authorization of their own, and marks the
+request (`scope[SCOPE_KEY]`) as one it vouched for, so the pages call the same `/v1` endpoints as
+every other client (POST /v1/verifications, GET /v1/verifications/{id}, the receipt) under the
+same scope checks; a session token that a client sends as a bearer itself is refused (it is a
+cookie, not an API key). As defence in depth against cross-site request forgery it only does so
+when the browser says the request is same-origin (`Sec-Fetch-Site`, or for unsafe methods the
+`Origin` header), and unsafe methods only for the few endpoints the pages post to.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from provenance.web_sessions import SCOPE_KEY, TOKEN_PREFIX
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -97,21 +104,32 @@ def same_origin(headers: Iterable[tuple[bytes, bytes]], scheme: str) -> bool:
 
 
 class CookieSession:
-    """Turns the session cookie into `Authorization: Bearer KEY` for same-origin page requests."""
+    """Turns the session cookie into `Authorization: Bearer TOKEN` for same-origin page requests,
+    marking them `scope[SCOPE_KEY]`; drops a session token a client sent as its own bearer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            key = self._session_key(scope)
-            if key is not None:
-                scope = dict(scope)
-                scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
+            scope = dict(scope)
+            scope.pop(SCOPE_KEY, None)
+            headers: list[tuple[bytes, bytes]] = [
+                (k, v)
+                for k, v in scope["headers"]
+                if not (
+                    k == b"authorization" and v.split(b" ", 1)[-1].strip().startswith(TOKEN_PREFIX.encode())
+                )
+            ]
+            scope["headers"] = headers
+            token = self._session_token(scope)
+            if token is not None:
+                scope["headers"] = [*headers, (b"authorization", f"Bearer {token}".encode())]
+                scope[SCOPE_KEY] = token
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _session_key(scope: Scope) -> str | None:
+    def _session_token(scope: Scope) -> str | None:
         path: str = scope["path"]
         if not (path.startswith("/v1/") or path.startswith("/ui/")):
             return None
@@ -119,13 +137,14 @@ class CookieSession:
         if _header(headers, b"authorization") is not None:
             return None
         cookie = _header(headers, b"cookie")
-        key = cookie_parser(cookie).get(SESSION_COOKIE) if cookie else None
-        if not key or not valid_key_text(key):
+        token = cookie_parser(cookie).get(SESSION_COOKIE) if cookie else None
+        # Only our session tokens: a cookie from before sessions (a raw API key) is worth nothing now.
+        if not token or not token.startswith(TOKEN_PREFIX) or not valid_key_text(token):
             return None
         method = scope["method"]
         if method in _SAFE_METHODS:
             site = _header(headers, b"sec-fetch-site")
-            return key if site in (None, "same-origin", "none") else None
+            return token if site in (None, "same-origin", "none") else None
         if path in COOKIE_POSTS and method == "POST" and same_origin(headers, scope.get("scheme", "http")):
-            return key
+            return token
         return None

@@ -79,8 +79,15 @@ def test_json_body_registers_like_the_form(
     assert stored.manifest.encode() == rfc8785.dumps(body["manifest"])
     assert logged(service, stored.id)
 
-    # The same checks as the form: a replay, a forgery, and bodies that are not a submission.
-    assert_refused(http.post("/v1/registrations", json=body, headers=camera_headers), 409, "nonce_replayed")
+    # The same checks as the form: a replay (other bytes under a used nonce; the identical retry
+    # gets the stored registration), a forgery, and bodies that are not a submission.
+    retried = http.post("/v1/registrations", json=body, headers=camera_headers)
+    assert retried.status_code == 200 and retried.json()["id"] == created.json()["id"]
+    assert_refused(
+        http.post("/v1/registrations", json=same_nonce(device, body), headers=camera_headers),
+        409,
+        "nonce_replayed",
+    )
     forged = item(device)
     forged["signature"] = sign_manifest(forged["manifest"], Ed25519PrivateKey.generate())
     assert_refused(
@@ -130,17 +137,27 @@ def test_mixed_batch_accepts_the_valid_and_refuses_the_rest(
     assert counts(service) == (2, 2)
 
 
+def same_nonce(device: EnrolledDevice, earlier: dict[str, Any]) -> dict[str, Any]:
+    """Another capture, signed by the same device under an earlier item's nonce."""
+    changed = item(device)
+    changed["manifest"]["nonce"] = earlier["manifest"]["nonce"]
+    changed["signature"] = sign_manifest(changed["manifest"], device.key)
+    return changed
+
+
 def test_a_nonce_replayed_within_a_batch_is_accepted_once(
     http: TestClient, service: Service, device: EnrolledDevice, camera_headers: dict[str, str]
 ) -> None:
     first, other = item(device), item(device)
-    response = batch(http, camera_headers, [first, first, other])
+    response = batch(http, camera_headers, [first, same_nonce(device, first), other, first])
     assert response.status_code == 200, response.text
     items = response.json()["items"]
-    assert [i["accepted"] for i in items] == [True, False, True]
+    assert [i["accepted"] for i in items] == [True, False, True, True]
     assert items[1]["problem"]["code"] == "nonce_replayed" and items[1]["problem"]["status"] == 409
-    # Replayed from an earlier batch: refused as well, nothing written.
-    again = batch(http, camera_headers, [other]).json()
+    # The identical item again is the same registration, not a second one.
+    assert items[3]["replayed"] and items[3]["registration"]["id"] == items[0]["registration"]["id"]
+    # Replayed from an earlier batch under other bytes: refused as well, nothing written.
+    again = batch(http, camera_headers, [same_nonce(device, other)]).json()
     assert again["items"][0]["problem"]["code"] == "nonce_replayed"
     assert counts(service) == (2, 2)
 

@@ -19,6 +19,7 @@ from provenance.api.schemas import (
     ClientPublic,
     ClientRotate,
     ClientRotated,
+    DeviceBind,
     DeviceCreate,
     DevicePublic,
     DeviceRotate,
@@ -66,7 +67,18 @@ def revoke_client(client_id: str, request: Request, session: SessionDep, admin: 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic)
 def enroll_device(body: DeviceCreate, session: SessionDep, admin: AdminDep) -> DevicePublic:
-    return DevicePublic.of(registry.enroll_device(session, body.name, body.public_key, actor=admin.id))
+    """Enrol a device key; with `client_id`, only that camera client may register its captures
+    (others get 403 `device_client_mismatch`)."""
+    device = registry.enroll_device(
+        session, body.name, body.public_key, actor=admin.id, client_id=body.client_id
+    )
+    return DevicePublic.of(device)
+
+
+@router.post("/devices/{device_id}/bind", response_model=DevicePublic)
+def bind_device(device_id: str, body: DeviceBind, session: SessionDep, admin: AdminDep) -> DevicePublic:
+    """Bind a device to the one camera client that may register its captures (null: unbind)."""
+    return DevicePublic.of(registry.bind_device(session, device_id, body.client_id, actor=admin.id))
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic)

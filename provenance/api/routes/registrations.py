@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -21,7 +22,6 @@ from provenance.api.schemas import (
 )
 from provenance.api.uploads import saved_upload
 from provenance.core.errors import DomainError
-from provenance.models import Registration
 
 router = APIRouter(prefix="/v1", tags=["registrations"])
 
@@ -98,9 +98,11 @@ def _form_submission(form: FormData) -> tuple[registry.Submission, UploadFile | 
     return registry.Submission(fields["manifest"], fields["signature"]), media
 
 
-def _created(registration: Registration) -> Response:
-    body = RegistrationPublic.of(registration).model_dump_json()
-    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
+def _created(accepted: registry.Accepted) -> Response:
+    """201 with the new registration; 200 with the stored one for an identical retry."""
+    body = RegistrationPublic.of(accepted.registration).model_dump_json()
+    code = status.HTTP_200_OK if accepted.replayed else status.HTTP_201_CREATED
+    return Response(body, status_code=code, media_type="application/json")
 
 
 @router.post(
@@ -108,29 +110,40 @@ def _created(registration: Registration) -> Response:
     status_code=status.HTTP_201_CREATED,
     response_model=RegistrationPublic,
     openapi_extra=_REGISTRATION_BODY,
+    responses={
+        200: {
+            "model": RegistrationPublic,
+            "description": "an identical retry by the same client: the registration stored before",
+        }
+    },
 )
-async def create_registration(request: Request, _: CameraDep) -> Response:
+async def create_registration(request: Request, client: CameraDep) -> Response:
     """One signed capture manifest: as JSON when no media goes with it (the cheapest), or as a form
-    with the manifest's JSON text, the signature and optionally the media itself."""
+    with the manifest's JSON text, the signature and optionally the media itself.
+
+    The same client sending the same signed manifest again (its 201 was lost) gets 200 with the
+    registration stored the first time; anyone else reusing the nonce gets 409 `nonce_replayed`."""
     service = request.app.state.service
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind == "application/json":
-        return _created(await service.register_json(_json_submission(await request.body())))
+        submission = replace(_json_submission(await request.body()), client_id=client.id)
+        return _created(await service.register_json(submission))
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise DomainError(
             "unsupported_media_type", "send application/json, or a multipart/form-data form with media", 415
         )
     async with request.form(max_files=1, max_fields=8) as form:
         submission, media = _form_submission(form)
+        submission = replace(submission, client_id=client.id)
         if media is None:
             return _created(await service.register_json(submission))
         return _created(await run_in_threadpool(_register_upload, service, submission, media))
 
 
-def _register_upload(service: Any, submission: registry.Submission, media: UploadFile) -> Registration:
+def _register_upload(service: Any, submission: registry.Submission, media: UploadFile) -> registry.Accepted:
     with saved_upload(service.settings, media) as path:
-        registration: Registration = service.register(submission, path, path.suffix)
-        return registration
+        accepted: registry.Accepted = service.register(submission, path, path.suffix)
+        return accepted
 
 
 @router.post("/registrations/batch", response_model=RegistrationBatchResult)
@@ -139,13 +152,14 @@ async def create_registration_batch(
 ) -> RegistrationBatchResult:
     """Captures made offline, synced at once: up to `registration_batch_max` signed manifests, each
     checked on its own (accepted ones are stored and become log leaves; refused ones carry the
-    problem code a single registration would get). Every item counts against the rate limit."""
+    problem code a single registration would get; an identical retry of one stored before is
+    accepted with `replayed` and the stored registration). Every item counts against the rate limit."""
     service = request.app.state.service
     most = service.settings.registration_batch_max
     if len(batch.items) > most:
         raise DomainError("batch_too_large", f"{len(batch.items)} items; a batch holds at most {most}", 413)
     await count_hits(request, client, len(batch.items))
-    submissions = [registry.Submission(item.manifest, item.signature) for item in batch.items]
+    submissions = [registry.Submission(item.manifest, item.signature, client.id) for item in batch.items]
     outcomes = await service.register_batch(submissions)
     items = [
         RegistrationBatchItem(
@@ -154,7 +168,12 @@ async def create_registration_batch(
             problem=RegistrationRefusal(code=outcome.code, status=outcome.status, detail=outcome.detail),
         )
         if isinstance(outcome, DomainError)
-        else RegistrationBatchItem(index=i, accepted=True, registration=RegistrationSummary.of(outcome))
+        else RegistrationBatchItem(
+            index=i,
+            accepted=True,
+            replayed=outcome.replayed,
+            registration=RegistrationSummary.of(outcome.registration),
+        )
         for i, outcome in enumerate(outcomes)
     ]
     accepted = sum(item.accepted for item in items)

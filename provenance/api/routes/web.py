@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from provenance import web_sessions
 from provenance.api.deps import EngineDep, SettingsDep, VerifierDep
 from provenance.api.routes import verifications
 from provenance.core.config import Settings
@@ -66,10 +67,10 @@ def install(app: FastAPI) -> None:
 
 
 def current_client(request: Request) -> ApiClient | None:
-    """The client of the request's bearer key (the session cookie's, for pages), or None."""
+    """The client of the request's bearer key (the session's token, for pages), or None."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not valid_key_text(key):
+    if scheme.lower() != "bearer" or not valid_key_text(key) or not web_sessions.vouched(request.scope, key):
         return None
     client: ApiClient | None = request.app.state.service.clients.authenticate(key)
     return client
@@ -342,7 +343,8 @@ def sign_in(
     api_key: Annotated[str, Form()] = "",
     next_url: Annotated[str, Form(alias="next")] = "/ui/",
 ) -> Response:
-    """Check the pasted key and keep it in the session cookie (see `provenance.web`)."""
+    """Check the pasted key and open a server-side session; the cookie holds its token, never
+    the key (see `provenance.web`)."""
     target = safe_next(next_url)
     if not same_origin(request.scope["headers"], request.url.scheme):
         return page("sign_in.html", None, 403, next=target, error="Sign in from this site's own page.")
@@ -360,10 +362,11 @@ def sign_in(
             next=target,
             error=f"A {client.scope} key cannot use this site: it needs a newsroom or fact-checker key.",
         )
+    token = web_sessions.create(request.app.state.engine, client, key, SESSION_MAX_AGE)
     response = redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
-        key,
+        token,
         max_age=SESSION_MAX_AGE,
         path="/",
         httponly=True,
@@ -375,11 +378,17 @@ def sign_in(
 
 @router.post("/ui/sign-out", include_in_schema=False)
 def sign_out(request: Request) -> Response:
-    """Forget the key (a cross-site form cannot sign anyone out)."""
+    """End the session on the server, in every process, and drop the cookie (a cross-site form
+    cannot sign anyone out)."""
     if not same_origin(request.scope["headers"], request.url.scheme):
         return _message(None, "Not signed out", ["Sign out from this site's own page."], 403)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and valid_key_text(token):
+        web_sessions.revoke(request.app.state.engine, token)
     response = redirect("/ui/sign-in")
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response
 
 
