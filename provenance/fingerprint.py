@@ -76,16 +76,19 @@ import pdqhash
 
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
+from provenance.faces import FaceCollector, Faces, identity_distance, thumb_distance
 from provenance.media import _T_EPS as T_EPS
 from provenance.media import MAX_SAMPLE_FPS, open_media
 
 if TYPE_CHECKING:
     from detector.model import SegmentEmbedding
 
-# The version `compute_fingerprint` makes by default; VERSION_1 (frame hashes only) still parses.
+# The version `compute_fingerprint` makes by default; version 1 (frame hashes only) still parses
+# and verifies. Version 3 (plus the face block) is made on request until the face channel meets
+# its cost target.
 FINGERPRINT_VERSION = 2
 VERSION_1 = 1
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 MAGIC = b"PVFP"
 # Frames are analysed at most this large: PDQ and the grid both average the picture down to
 # 64x64 and 32x32 anyway, and swscale's downscale is far cheaper than hashing a 720p frame.
@@ -112,6 +115,11 @@ AGREE_GRID_CELL = 12.0
 # Largest distance (unit vectors, 0..2) between a claimed and a recomputed segment embedding: a
 # tenth of what the comparer's calibrated thresholds (~0.4) call a change.
 AGREE_EMBEDDING = 0.05
+# Face channel agreement: box edges (fractions of the frame), identity (a tenth of what separates
+# people) and mouth/eye thumbnails (a quarter of what an open mouth changes).
+AGREE_FACE_BOX = 0.02
+AGREE_FACE_IDENTITY = 0.06
+AGREE_FACE_THUMB = 4.0
 
 _KINDS = ("video", "image")
 _HEADER = struct.Struct("<4sBBIIIdIBB")
@@ -160,17 +168,22 @@ class Fingerprint:
     duration: float
     sample_fps: float
     frames: tuple[FrameHash, ...]
-    # Version 2 only: the encoded embedding block (`detector.comparer.encode_segments`).
+    # Version 2 and 3: the encoded embedding block (`detector.comparer.encode_segments`).
     embeddings: bytes | None = None
+    # Version 3 only: the encoded face block (`provenance.faces.Faces.encode`).
+    faces: bytes | None = None
     _decoded: list[tuple[str, list[SegmentEmbedding]]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
+    _faces: list[Faces] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
             raise ValueError(f"unknown fingerprint version {self.version!r}")
         if (self.version >= 2) != (self.embeddings is not None):
-            raise ValueError("a version 2 fingerprint, and only it, carries an embedding block")
+            raise ValueError("version 2 and 3 fingerprints, and only they, carry an embedding block")
+        if (self.version >= 3) != (self.faces is not None):
+            raise ValueError("a version 3 fingerprint, and only it, carries a face block")
         if self.kind not in _KINDS:
             raise ValueError(f"kind is one of {_KINDS}, not {self.kind!r}")
         for name, value in (("version", self.version), ("width", self.width), ("height", self.height)):
@@ -189,6 +202,26 @@ class Fingerprint:
             raise ValueError("frame timestamps must increase")
         if self.embeddings is not None:
             self._check_segments(times)
+        if self.faces is not None:
+            self._check_faces(times)
+
+    def _check_faces(self, times: Sequence[int]) -> None:
+        """The face block parses, and looked at hashed frames only (raises ValueError)."""
+        try:
+            faces = Faces.decode(self.faces or b"")
+        except DomainError as exc:
+            raise ValueError(exc.detail) from None
+        hashed = set(times)
+        if any(round(t * 1000) not in hashed for t in faces.instants):
+            raise ValueError("the face block looked at an instant that is not a hashed frame")
+        looked = {round(t * 1000) for t in faces.instants}
+        if any(round(f.t * 1000) not in looked for f in faces.faces):
+            raise ValueError("the face block holds a face at an instant it did not look at")
+        self._faces.append(faces)
+
+    def face_channel(self) -> Faces | None:
+        """The faces of a version 3 fingerprint, parsed once (None before version 3)."""
+        return self._faces[0] if self._faces else None
 
     def _check_segments(self, times: Sequence[int]) -> None:
         """The block parses and its windows are the frames' groups of four (raises ValueError)."""
@@ -235,10 +268,11 @@ class Fingerprint:
             )
         ]
         parts.extend(_RECORD.pack(round(f.t * 1000), f.pdq, f.quality, f.grid) for f in self.frames)
-        if self.embeddings is not None:
-            parts.append(_U32_FIELD.pack(len(self.embeddings)))
-            parts.append(self.embeddings)
-            parts.append(_U32_FIELD.pack(zlib.crc32(self.embeddings)))
+        for block in (self.embeddings, self.faces):
+            if block is not None:
+                parts.append(_U32_FIELD.pack(len(block)))
+                parts.append(block)
+                parts.append(_U32_FIELD.pack(zlib.crc32(block)))
         return b"".join(parts)
 
     @classmethod
@@ -261,9 +295,14 @@ class Fingerprint:
         if (rows, cols) != (GRID_ROWS, GRID_COLS):
             raise FingerprintMalformed(f"grid of {rows}x{cols} is not the version 1 grid")
         frames_end = _HEADER.size + count * _RECORD.size
-        embeddings = _embedding_block(data, frames_end) if version >= 2 else None
-        if version < 2 and len(data) != frames_end:
-            raise FingerprintMalformed(f"length {len(data)} does not match {count} frame records")
+        embeddings = faces = None
+        end = frames_end
+        if version >= 2:
+            embeddings, end = _block(data, end, "embedding")
+        if version >= 3:
+            faces, end = _block(data, end, "face")
+        if len(data) != end:
+            raise FingerprintMalformed(f"length {len(data)} does not match {count} frame records and blocks")
         try:
             frames = tuple(
                 FrameHash(t=t_ms / 1000, pdq=pdq, quality=quality, grid=grid)
@@ -278,6 +317,7 @@ class Fingerprint:
                 sample_fps=sample_fps,
                 frames=frames,
                 embeddings=embeddings,
+                faces=faces,
             )
         except (ValueError, struct.error) as exc:
             raise FingerprintMalformed(str(exc)) from None
@@ -287,25 +327,26 @@ class Fingerprint:
         return hashlib.sha256(self.encode()).hexdigest()
 
 
-def _embedding_block(data: bytes, offset: int) -> bytes:
-    """The length-prefixed, CRC-checked embedding block of a version 2 fingerprint at `offset`."""
+def _block(data: bytes, offset: int, name: str) -> tuple[bytes, int]:
+    """The length-prefixed, CRC-checked block at `offset`, and the offset after it."""
     if len(data) < offset + 2 * _U32_FIELD.size:
-        raise FingerprintMalformed("version 2 fingerprint without its embedding block")
+        raise FingerprintMalformed(f"fingerprint without its {name} block")
     (length,) = _U32_FIELD.unpack_from(data, offset)
     start = offset + _U32_FIELD.size
-    if len(data) != start + length + _U32_FIELD.size:
+    end = start + length + _U32_FIELD.size
+    if len(data) < end:
         raise FingerprintMalformed(
-            f"embedding block of {length} bytes does not fit the {len(data) - start - _U32_FIELD.size} left"
+            f"{name} block of {length} bytes does not fit the {len(data) - start - _U32_FIELD.size} left"
         )
     block = data[start : start + length]
     (crc,) = _U32_FIELD.unpack_from(data, start + length)
     if zlib.crc32(block) != crc:
-        raise FingerprintMalformed("embedding block corrupted: its CRC-32 does not match")
-    return block
+        raise FingerprintMalformed(f"{name} block corrupted: its CRC-32 does not match")
+    return block, end
 
 
 def version_for(sample_fps: float) -> int:
-    """The newest version a sampling rate allows: embeddings exist for 4 fps samples only."""
+    """The newest version a sampling rate allows: embeddings (and so faces) need 4 fps samples."""
     from detector.comparer import SAMPLE_FPS
 
     return FINGERPRINT_VERSION if math.isclose(sample_fps, SAMPLE_FPS) else VERSION_1
@@ -320,6 +361,7 @@ def compute_fingerprint(
     version: int | None = None,
     keep: Callable[[float, np.ndarray], None] | None = None,
     keep_fps: float | None = None,
+    faces: FaceCollector | None = None,
 ) -> Fingerprint:
     """Decode `path` within `limits` and fingerprint it (raises `MediaError` on bad media).
 
@@ -328,17 +370,20 @@ def compute_fingerprint(
     sees every sampled frame (time, RGB at analysis size) as it goes: a verifier keeps what its
     comparer needs from the same decode. With `keep_fps` (a multiple of `sample_fps`) the decode
     samples that densely for `keep`, and only the frames the `sample_fps` rule picks are hashed:
-    the fingerprint is the same as without.
+    the fingerprint is the same as without. `faces`, when given, describes the faces of the
+    hashed frames at its own rate (a verifier's query); version 3 collects them at every hashed
+    frame into its face block.
     """
     version = version_for(sample_fps) if version is None else version
     if version not in VERSIONS:
         raise ValueError(f"unknown fingerprint version {version}")
     if version >= 2 and version_for(sample_fps) < 2:
-        raise ValueError(f"a version 2 fingerprint samples at 4 fps, not {sample_fps:g}")
+        raise ValueError(f"a version {version} fingerprint samples at 4 fps, not {sample_fps:g}")
     dense = keep_fps if keep is not None and keep_fps is not None else sample_fps
     if dense < sample_fps or not math.isclose(dense / sample_fps, round(dense / sample_fps)):
         raise ValueError(f"keep_fps {dense:g} is not a multiple of sample_fps {sample_fps:g}")
     embedder = _Embedder() if version >= 2 else None
+    collector = FaceCollector() if version >= 3 else faces
     hashes = []
     next_k = 0  # the `sample_fps` targets, picked out of the denser sampling as media.sample does
     with open_media(path, limits) as media:
@@ -352,6 +397,8 @@ def compute_fingerprint(
             hashes.append(hash_frame(frame.t, frame.rgb))
             if embedder is not None:
                 embedder.add(hashes[-1].t, frame.rgb)
+            if collector is not None:
+                collector.add(hashes[-1].t, frame.rgb)
     return Fingerprint(
         version=version,
         kind=info.kind,
@@ -361,6 +408,7 @@ def compute_fingerprint(
         sample_fps=sample_fps,
         frames=tuple(hashes),
         embeddings=embedder.block() if embedder is not None else None,
+        faces=collector.faces().encode() if version >= 3 and collector is not None else None,
     )
 
 
@@ -508,7 +556,36 @@ def agreement(expected: Fingerprint, recomputed: Fingerprint) -> str | None:
         if cell > AGREE_GRID_CELL:
             return f"frame {i} at {a.t:.3f} s: grid cell distance {cell:.1f} over {AGREE_GRID_CELL:g}"
     if expected.embeddings is not None and recomputed.embeddings is not None:
-        return _embeddings_agree(expected, recomputed)
+        disagreement = _embeddings_agree(expected, recomputed)
+        if disagreement is not None:
+            return disagreement
+    claimed_faces, our_faces = expected.face_channel(), recomputed.face_channel()
+    if claimed_faces is not None and our_faces is not None:
+        return _faces_agree(claimed_faces, our_faces)
+    return None
+
+
+def _faces_agree(claimed: Faces, ours: Faces) -> str | None:
+    """None when two face blocks describe the same faces within the `AGREE_FACE_*` tolerances."""
+    if claimed.model != ours.model:
+        return f"faces of model {claimed.model} claimed, this server has model {ours.model}"
+    if len(claimed.instants) != len(ours.instants) or len(claimed.faces) != len(ours.faces):
+        return f"{len(claimed.faces)} faces claimed, {len(ours.faces)} computed"
+    for a, b in zip(claimed.faces, ours.faces, strict=True):
+        where = f"face at {a.t:.3f} s"
+        if abs(a.t - b.t) > AGREE_T_MS / 1000 or a.track != b.track:
+            return f"{where}: time or track differs"
+        if max(abs(x - y) for x, y in zip(a.box, b.box, strict=True)) > AGREE_FACE_BOX:
+            return f"{where}: box differs"
+        if (a.identity is None) != (b.identity is None):
+            return f"{where}: identity present on one side only"
+        if a.identity is not None and b.identity is not None:
+            distance = identity_distance(a.identity, b.identity)
+            if distance > AGREE_FACE_IDENTITY:
+                return f"{where}: identity distance {distance:.3f} over {AGREE_FACE_IDENTITY:g}"
+        worst = max(thumb_distance(a.mouth, b.mouth), thumb_distance(a.eyes, b.eyes))
+        if worst > AGREE_FACE_THUMB:
+            return f"{where}: mouth or eyes differ by {worst:.1f} over {AGREE_FACE_THUMB:g}"
     return None
 
 

@@ -34,15 +34,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.index import MATCH_DISTANCE, FrameIndex, usable
 from provenance.verify.align import Alignment, align
 from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
+from provenance.verify.faces import SWAP_IDENTITY, FaceEvent, compare_faces
 
 Verdict = Literal["authentic", "tampered", "unknown"]
 
@@ -57,6 +59,10 @@ FOREIGN_AREA = 0.5
 CUT_DISTANCE_PER_SECOND = 0.25
 # A flagged stretch is narrowed to one half only when the other half's distance is at most this.
 CLEARLY_CLEAN = 0.4
+# A verifier looks at the clip's faces this often (seconds); originals are looked at every frame.
+QUERY_FACE_STEP = 0.5
+# The distance a segment with a changed face gets: clearly over the tamper threshold of 0.5.
+FACE_DISTANCE = 0.75
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,28 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """What was changed, when and where: the answer a fact-checker reads (DESIGN.md, `findings`)."""
+
+    kind: str
+    track: Literal["video", "audio"]
+    query_range: tuple[float, float]
+    original_range: tuple[float, float] | None
+    regions: list[list[float]]
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "track": self.track,
+            "query_range": [_r(v) for v in self.query_range],
+            "original_range": None if self.original_range is None else [_r(v) for v in self.original_range],
+            "regions": [[_r(v) for v in box] for box in self.regions],
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Verdict, confidence (0..1) and the match (None when unknown)."""
 
@@ -116,12 +144,14 @@ class Outcome:
     match: Match | None = None
     # The comparer the segments went through (None when nothing was compared).
     comparer: Chosen | None = None
+    findings: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "confidence": _r(self.confidence),
             "match": None if self.match is None else self.match.to_json(),
+            "findings": [f.to_json() for f in self.findings],
         }
 
 
@@ -134,11 +164,14 @@ def verify_fingerprint(
     index: FrameIndex,
     load: Callable[[str], Fingerprint],
     comparer: Comparer | ComparerFactory,
+    query_faces: Faces | None = None,
 ) -> Outcome:
     """Verify a clip's fingerprint against every registered original in `index`.
 
     `comparer` is one comparer for every original, or a factory that picks one for the chosen
-    original (by its fingerprint version, say) and is called once, after alignment.
+    original (by its fingerprint version, say) and is called once, after alignment. With
+    `query_faces` (the clip's face channel) and an original of version 3, every face is compared
+    with the original's at the same instant too.
     """
     good = sum(usable(f) for f in query.frames)
     if good == 0:
@@ -159,7 +192,18 @@ def verify_fingerprint(
     else:
         chosen = comparer(registration_id, original, query, alignment)
     segments = _segments(query, original, alignment, chosen.comparer, index, registration_id)
-    tampered_ranges = _merge([(s.query_start, s.query_end) for s in segments if s.tampered])
+    findings = _picture_findings(segments)
+    ranges = [(s.query_start, s.query_end) for s in segments if s.tampered]
+    original_faces = original.face_channel()
+    if query_faces is not None and original_faces is not None:
+        events = compare_faces(
+            query_faces, original_faces, [f.t for f in query.frames], alignment.mapped, QUERY_FACE_STEP
+        )
+        segments = [_with_faces(s, events) for s in segments]
+        findings.extend(_face_finding(e) for e in events)
+        ranges.extend(e.query_range for e in events)
+    findings.sort(key=lambda f: f.query_range)
+    tampered_ranges = _merge(ranges)
     strength = _match_strength(alignment, good)
     if tampered_ranges:
         clarity = max(_tamper_clarity(s) for s in segments if s.tampered)
@@ -176,7 +220,79 @@ def verify_fingerprint(
         segments=segments,
         tampered_ranges=tampered_ranges,
     )
-    return Outcome(verdict, confidence, match, chosen)
+    return Outcome(verdict, confidence, match, chosen, findings)
+
+
+def _with_faces(segment: Segment, events: Sequence[FaceEvent]) -> Segment:
+    """The segment flagged, with the face boxes as regions, where a face event overlaps it."""
+    touching = [
+        e for e in events if e.query_range[0] < segment.query_end and e.query_range[1] > segment.query_start
+    ]
+    if not touching:
+        return segment
+    regions = [*segment.regions, *([*e.region] for e in touching)]
+    return replace(segment, tampered=True, distance=max(segment.distance, FACE_DISTANCE), regions=regions)
+
+
+def _face_finding(event: FaceEvent) -> Finding:
+    if event.kind == "face_swap":
+        detail = (
+            f"another person's face (identity distance {event.identity_distance:.2f}, over {SWAP_IDENTITY:g})"
+        )
+    else:
+        detail = (
+            f"the mouth or eyes differ from the original's (descriptor distance {event.thumb_distance:.0f})"
+        )
+    return Finding(event.kind, "video", event.query_range, event.original_range, [[*event.region]], detail)
+
+
+def _picture_findings(segments: Sequence[Segment]) -> list[Finding]:
+    """The picture's changes by kind: stretches from other footage, cuts, and edited regions."""
+    findings: list[Finding] = []
+    for segment in segments:
+        if not segment.tampered:
+            continue
+        original_range = (
+            None
+            if segment.original_start is None or segment.original_end is None
+            else (segment.original_start, segment.original_end)
+        )
+        if original_range is None:
+            kind = "splice" if segment.other_registration_id else "insert"
+            detail = (
+                f"shows registered original {segment.other_registration_id}"
+                if segment.other_registration_id
+                else "shows footage that is not in the original"
+            )
+        elif not segment.regions:
+            kind, detail = "cut", "the clip jumps across part of the original"
+        else:
+            kind, detail = "region_edit", f"{len(segment.regions)} changed region(s) of the picture"
+        last = findings[-1] if findings else None
+        if last is not None and last.kind == kind and abs(last.query_range[1] - segment.query_start) < 1e-6:
+            merged_original = (
+                None
+                if last.original_range is None or original_range is None
+                else (last.original_range[0], original_range[1])
+            )
+            findings[-1] = replace(
+                last,
+                query_range=(last.query_range[0], segment.query_end),
+                original_range=merged_original,
+                regions=last.regions + [r for r in segment.regions if r not in last.regions],
+            )
+        else:
+            findings.append(
+                Finding(
+                    kind,
+                    "video",
+                    (segment.query_start, segment.query_end),
+                    original_range,
+                    list(segment.regions),
+                    detail,
+                )
+            )
+    return findings
 
 
 def _unknown_confidence(usable_frames: int, weak_match: bool) -> float:

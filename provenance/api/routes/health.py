@@ -38,11 +38,11 @@ def _health(request: Request) -> Health:
     worker = service.worker_status()
     evaluation = service.evaluator.status() if database == "ok" else {"status": "unknown"}
     anchoring = _anchoring(service) if database == "ok" else {"status": "unknown"}
-    healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
-    healthy = healthy and anchoring["status"] in ("ok", "off")
     settings = request.app.state.settings
     disk = disk_status(settings.data_dir, settings.min_free_disk_bytes)
+    healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
     healthy = healthy and disk["status"] == "ok"
+    healthy = healthy and anchoring["status"] in ("ok", "off")
     return Health(
         status="ok" if healthy else "degraded",
         version=__version__,
