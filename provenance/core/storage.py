@@ -110,7 +110,9 @@ def secure_tree(root: Path) -> int:
         return 0
     changed = _tighten(root)
     for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
+        # Key files are not tightened but refused by the secrets check: a key others could read
+        # may have leaked, and must be replaced, not quietly hidden.
+        for name in (*dirnames, *(f for f in filenames if not f.endswith(".key"))):
             changed += _tighten(Path(dirpath) / name)
     return changed
 

@@ -112,7 +112,7 @@ def test_version_1_still_parses_and_carries_no_embeddings(bikes_v1: Fingerprint)
     assert again == bikes_v1 and again.embeddings is None
     with pytest.raises(ValueError, match="no embeddings"):
         again.segments()
-    with pytest.raises(ValueError, match="only it"):
+    with pytest.raises(ValueError, match="only they"):
         dataclasses.replace(bikes_v1, embeddings=b"PVSE")
 
 

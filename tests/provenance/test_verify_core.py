@@ -259,6 +259,7 @@ def test_an_unregistered_clip_is_unknown(world: World) -> None:
         "verdict": "unknown",
         "confidence": pytest.approx(outcome.confidence, abs=1e-3),
         "match": None,
+        "findings": [],
     }
 
 
@@ -284,7 +285,7 @@ def test_a_photo_survives_recompression_and_resizing_but_not_a_paste(world: Worl
 def test_outcome_json_has_exactly_the_contract_keys(world: World) -> None:
     path, _ = world.make("remove", REMOVE)
     payload = world.verify(path).to_json()
-    assert set(payload) == {"verdict", "confidence", "match"}
+    assert set(payload) == {"verdict", "confidence", "match", "findings"}
     match = payload["match"]
     assert set(match) == {
         "registration_id",
