@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -232,6 +233,22 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
+def _lock_free(lock: Path, seconds: float) -> bool:
+    """Whether the state file's lock can be taken within `seconds` (a node may still be exiting
+    when its process has been reported gone on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with lock.open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.2)
+                continue
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return True
+    return False
+
+
 def test_node_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     """A SIGKILLed server leaves no node behind to write an older state over the file later."""
     state = tmp_path / "state.json"
@@ -240,6 +257,7 @@ def test_node_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         starter.send_signal(signal.SIGKILL)
         starter.wait()
         assert _wait_gone(pid, 20), f"anvil pid {pid} outlived the process that started it"
+        assert _lock_free(state.with_name(state.name + ".lock"), 20), "the lock stayed held"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
