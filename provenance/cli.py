@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from provenance.core.config import get_settings
 from provenance.core.errors import DomainError
 from provenance.core.secrets import InsecureSecret
 from provenance.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from provenance.service import Service
 
 app = typer.Typer(
     help="Media provenance: register originals, verify clips.",
@@ -137,6 +140,17 @@ RoleOpt = Annotated[
 ]
 
 
+def _start_or_fail(service: Service) -> None:
+    """Start the service's loops; a database that never came back ends `serve` with a one-line reason."""
+    from provenance.core.outage import DatabaseUnavailable
+
+    try:
+        service.start()
+    except DatabaseUnavailable as exc:
+        service.stop()
+        fail(str(exc), 1)
+
+
 @app.command()
 def serve(role: RoleOpt = None) -> None:
     """Run the API with the embedded defaults (SQLite under ./var), or one role of a scaled-out service."""
@@ -168,16 +182,13 @@ def serve(role: RoleOpt = None) -> None:
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # one line per outage is ours to say
 
         out.print(f"[bold]provenance worker[/] taking jobs from {settings.resolved_database_url}")
-        try:
-            service.start()
-        except DatabaseUnavailable as exc:
-            service.stop()
-            fail(str(exc), 1)
+        _start_or_fail(service)
         try:
             run_worker(service)
         finally:
             service.stop()
         return
+    _start_or_fail(service)
     demo = seed_demo(service) if settings.demo and settings.role == "all" else None
     base = f"http://{settings.host}:{settings.port}"
     key_file = settings.data_dir / "admin.key"

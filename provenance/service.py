@@ -48,8 +48,14 @@ class Service:
     intake: Intake = field(init=False)
     evaluator: Evaluator = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _started: bool = False
 
     def start(self) -> None:
+        # Idempotent: `serve` starts the service before uvicorn (so a database that never comes back
+        # ends the process with a one-line reason), and the app's lifespan starts it again.
+        if self._started:
+            return
+        self._started = True
         role = self.settings.role
         # Started during an outage: wait for the database (bounded) instead of failing the start.
         wait_for_database(

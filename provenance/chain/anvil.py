@@ -438,6 +438,11 @@ class AnvilProcess:
             orphan = stat[1] != owner  # reparented: the process that started it is gone
         else:  # no /proc: judge by the starter alone; no node: the starter itself holds the lock
             orphan = node_alive and not (owner > 0 and _alive(owner))
+        gone = not orphan and not node_alive and not (owner > 0 and _alive(owner))
+        # Neither lives any more: the holder exited between our try and our look (a node dumping its
+        # state as its starter died). Its lock goes with it: wait for that, not refuse.
+        if gone and self._wait_lock(fd, self.stop_timeout):
+            return
         if not orphan:
             who = f"anvil pid {node} started by pid {owner}" if node_alive else f"pid {owner}"
             raise ChainUnavailable(

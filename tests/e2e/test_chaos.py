@@ -6,6 +6,8 @@ twice, and /health went `degraded` with a reason and came back to `ok`. All faul
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from provenance import fingerprint as fp
 from provenance.chain.contract import ChainClient
 from provenance.core.config import DecodeLimits
+from tests.e2e.server import BIN, free_port
 from tests.e2e.topology import (
     Load,
     Topology,
@@ -142,3 +145,36 @@ def test_restarts_of_the_database_and_the_chain_lose_nothing_and_every_role_resu
             f"accepted {len(accepted)}, refused {len(load.refused)} ({sorted(set(load.refused))}); "
             f"health reasons seen: {sorted(health.reasons)}"
         )
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_a_role_started_without_a_database_waits_its_bound_then_exits_with_one_line(
+    tmp_path: Path, role: str
+) -> None:
+    """Nothing listens on the database's port: `serve` retries for PROVENANCE_DATABASE_WAIT_S, then
+    exits non-zero with the reason on one line (no traceback)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    env.update(
+        {
+            "PROVENANCE_DATA_DIR": str(tmp_path / "data"),
+            "PROVENANCE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+            "PROVENANCE_CHAIN_RPC": f"http://127.0.0.1:{free_port()}",
+            "PROVENANCE_PORT": str(free_port()),
+            "PROVENANCE_DATABASE_WAIT_S": "4",
+        }
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(BIN / "provenance"), "serve", "--role", role],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    took = time.monotonic() - started
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    reason = [line for line in done.stderr.splitlines() if line.strip()][-1]
+    assert "database stayed unavailable for 4 s" in reason, done.stderr
+    assert took >= 3, f"gave up after {took:.1f} s, before its bound"
