@@ -2,7 +2,7 @@
 
 `verify_fingerprint` knows nothing of databases or HTTP: it gets the index, a loader for
 registered fingerprints and a comparer, and returns an `Outcome` whose `to_json()` is the core of
-the `provenance.verification/v1` result (DESIGN.md); the service adds the registration's device,
+the `provenance.verification/v1` result (docs/verification.md); the service adds the registration's device,
 capture time, signature and anchor.
 
 Verdicts:
@@ -115,7 +115,7 @@ class Match:
 
 @dataclass(frozen=True)
 class Finding:
-    """What was changed, when and where: the answer a fact-checker reads (DESIGN.md, `findings`)."""
+    """What was changed, when and where: the answer a fact-checker reads (docs/verification.md, Findings)."""
 
     kind: str
     track: Literal["video", "audio"]
