@@ -154,6 +154,7 @@ def _start_or_fail(service: Service) -> None:
 @app.command()
 def serve(role: RoleOpt = None) -> None:
     """Run the API with the embedded defaults (SQLite under ./var), or one role of a scaled-out service."""
+    from provenance.api.app import create_app
     from provenance.api.server import serve as serve_http
     from provenance.demo import seed_demo
     from provenance.service import open_service
@@ -208,7 +209,7 @@ def serve(role: RoleOpt = None) -> None:
         out.print("demo seeded: the sample clips are registered; verify a re-encoded and a tampered copy:")
         for line in demo:
             out.print(f"  {line}", markup=False)
-    serve_http(service.app, settings)
+    serve_http(create_app(service), settings)
 
 
 @app.command()
@@ -423,7 +424,7 @@ def device_rotate(
 ) -> None:
     """Hand a device over to a successor key, signed with its current key (camera scope)."""
     from provenance.core.timeutil import iso, parse_iso
-    from provenance.registry import rotation_statement
+    from provenance.devices import rotation_statement
     from provenance.signing import device_id_for, load_private_key, raw_public_key, sign_manifest
 
     with one_line_errors():

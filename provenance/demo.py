@@ -15,8 +15,8 @@ from sqlmodel import Session, func, select
 
 from generator.tampers import paste_region
 from generator.variants import reencode
+from provenance import clients, devices, registry
 from provenance import fingerprint as fp
-from provenance import registry
 from provenance.core.db import session_scope
 from provenance.core.security import Scope
 from provenance.core.timeutil import utcnow
@@ -59,8 +59,8 @@ def seed_demo(service: Service) -> list[str] | None:
     key = write_key_files(key_file)
     raw = raw_public_key(key.public_key())
     with session_scope(service.engine) as session:
-        registry.enroll_device(session, "demo camera", base64.b64encode(raw).decode())
-        _, newsroom_key = registry.create_client(session, "demo newsroom", Scope.newsroom)
+        devices.enroll_device(session, "demo camera", base64.b64encode(raw).decode())
+        _, newsroom_key = clients.create_client(session, "demo newsroom", Scope.newsroom)
     _write_secret(demo / "newsroom.key", newsroom_key)
     for name in SAMPLES:
         clip = source / name

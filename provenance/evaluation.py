@@ -26,8 +26,8 @@ from sqlmodel import Session, col, func, select
 import generator
 from generator import tampers, variants
 from generator.weights import SWAP_WEIGHTS as DEFAULT_SWAP_WEIGHTS
+from provenance import clients, devices, registry
 from provenance import fingerprint as fp
-from provenance import registry
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError
 from provenance.core.outage import DATABASE, is_database_outage
@@ -302,14 +302,14 @@ class Evaluator:
         raw = raw_public_key(key.public_key())
         with session_scope(self.engine) as session:
             if session.get(Device, device_id_for(raw)) is None:
-                registry.enroll_device(session, "evaluation camera", base64.b64encode(raw).decode())
+                devices.enroll_device(session, "evaluation camera", base64.b64encode(raw).decode())
         return key
 
     def _client_id(self) -> str:
         with session_scope(self.engine) as session:
             client = session.exec(select(ApiClient).where(ApiClient.name == "continuous evaluation")).first()
             if client is None:
-                client, _ = registry.create_client(session, "continuous evaluation", Scope.factchecker)
+                client, _ = clients.create_client(session, "continuous evaluation", Scope.factchecker)
             return client.id
 
     def _registration_for(self, original: Path, key: Any) -> str:

@@ -1,4 +1,4 @@
-"""Registering originals: clients, devices, and the checks a capture manifest must pass."""
+"""Registration intake: the checks a signed capture manifest must pass, and storing it once."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import base64
 import binascii
 import hashlib
 import json
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,356 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, insert, or_
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from provenance import audit, web_sessions
 from provenance import fingerprint as fp
 from provenance.core.config import Settings
-from provenance.core.db import session_scope
 from provenance.core.errors import Conflict, DomainError, NotFound
-from provenance.core.security import Scope, hash_api_key, new_api_key, new_id
+from provenance.core.security import new_id
 from provenance.core.storage import store_verified
-from provenance.core.text import refuse_nul
-from provenance.core.timeutil import iso, parse_iso, utcnow
+from provenance.core.timeutil import utcnow
 from provenance.ledger import log
-from provenance.models import ApiClient, Device, LogEntry, Registration, UsedNonce
+from provenance.models import Device, LogEntry, Registration, UsedNonce
 from provenance.signing import (
     CaptureManifest,
     canonical_bytes,
-    decode_public_key,
-    device_id_for,
     verify_canonical,
-    verify_signature,
 )
 
 # --- API clients ---
-
-
-def create_client(
-    session: Session, name: str, scope: Scope, actor: str | None = None
-) -> tuple[ApiClient, str]:
-    """Returns the stored client and its key; the key itself is never stored."""
-    refuse_nul(name, "name")
-    key = new_api_key()
-    client = ApiClient(
-        id=new_id("cli"), name=name, scope=scope.value, key_hash=hash_api_key(key), created_at=utcnow()
-    )
-    session.add(client)
-    audit.record(session, actor, "client.create", "client", client.id, {"name": name, "scope": scope.value})
-    session.flush()
-    return client, key
-
-
-def get_client(session: Session, client_id: str) -> ApiClient:
-    client = session.get(ApiClient, client_id)
-    if client is None:
-        raise NotFound("client_not_found", f"no client {client_id}")
-    return client
-
-
-def rotate_client(
-    session: Session, client_id: str, grace_s: float, actor: str | None = None
-) -> tuple[ApiClient, str]:
-    """A new key for the client; the current one keeps working for `grace_s` seconds (0: not at all).
-
-    Only one previous key is kept: rotating again within the grace period ends the older one.
-    """
-    client = get_client(session, client_id)
-    if client.revoked_at is not None:
-        raise Conflict("client_revoked", f"client {client_id} is revoked")
-    key = new_api_key()
-    now = utcnow()
-    client.previous_key_hash = client.key_hash if grace_s > 0 else None
-    client.previous_key_expires_at = now + timedelta(seconds=grace_s) if grace_s > 0 else None
-    client.key_hash = hash_api_key(key)
-    session.add(client)
-    audit.record(
-        session,
-        actor,
-        "client.rotate",
-        "client",
-        client.id,
-        {
-            "grace_s": grace_s,
-            "previous_key_expires_at": (
-                iso(client.previous_key_expires_at) if client.previous_key_expires_at else None
-            ),
-        },
-    )
-    session.flush()
-    return client, key
-
-
-def revoke_client(session: Session, client_id: str, actor: str | None = None) -> ApiClient:
-    """Every key of the client stops working (within the cache TTL in other processes)."""
-    client = get_client(session, client_id)
-    if client.revoked_at is not None:
-        raise Conflict("client_already_revoked", f"client {client_id} was revoked already")
-    client.revoked_at = utcnow()
-    session.add(client)
-    audit.record(session, actor, "client.revoke", "client", client.id, {})
-    session.flush()
-    return client
-
-
-def _key_valid_until(client: ApiClient, digest: str) -> datetime | None:
-    """None for the current key (valid until rotated or revoked), else when the previous key ends."""
-    if client.key_hash == digest:
-        return None
-    return client.previous_key_expires_at
-
-
-def authenticate(session: Session, key: str) -> ApiClient | None:
-    digest = hash_api_key(key)
-    client = session.exec(
-        select(ApiClient).where(
-            or_(col(ApiClient.key_hash) == digest, col(ApiClient.previous_key_hash) == digest)
-        )
-    ).first()
-    if client is None or client.revoked_at is not None:
-        return None
-    until = _key_valid_until(client, digest)
-    if client.key_hash != digest and (until is None or until <= utcnow()):
-        return None
-    return client
-
-
-class ClientCache:
-    """Authenticated clients remembered for a few seconds: one key lookup per request is most of a
-    request's database time, and a key revoked in the database stops working within `ttl` seconds."""
-
-    def __init__(self, engine: Engine, ttl: float = 10.0) -> None:
-        self.engine = engine
-        self.ttl = ttl
-        self._entries: dict[str, tuple[ApiClient, float]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, key: str) -> ApiClient | None:
-        """The client if the key was authenticated within the TTL; never touches the database, so
-        the event loop may call it (a miss goes to `authenticate` in a worker thread). Web session
-        tokens are never cached: signing out must end a session at once, in every process."""
-        hit = self._entries.get(hash_api_key(key))  # one dict read: atomic under the GIL
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
-        return None
-
-    def authenticate(self, key: str) -> ApiClient | None:
-        if web_sessions.is_token(key):
-            return web_sessions.authenticate(self.engine, key)
-        digest = hash_api_key(key)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with session_scope(self.engine) as session:
-            client = authenticate(session, key)
-        if client is not None:
-            ttl = self.ttl
-            until = _key_valid_until(client, digest)
-            if until is not None:  # a previous key in its grace period: never cached past its end
-                ttl = min(ttl, (until - utcnow()).total_seconds())
-            with self._lock:
-                if len(self._entries) > 10_000:
-                    self._entries.clear()
-                self._entries[digest] = (client, now + ttl)
-        return client
-
-    def forget(self, client_id: str) -> None:
-        """Drop a client's cached keys at once (after a rotation or revocation in this process)."""
-        with self._lock:
-            for digest in [d for d, (c, _) in self._entries.items() if c.id == client_id]:
-                del self._entries[digest]
-
-
-def ensure_admin_key(engine: Engine, key_file: Path) -> str | None:
-    """On a first start (no admin client yet) make one and write its key to `key_file` (mode 0600)."""
-    with session_scope(engine) as session:
-        if session.exec(select(ApiClient).where(ApiClient.scope == Scope.admin.value)).first():
-            return None
-        _, key = create_client(session, "admin (first start)", Scope.admin)
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = key_file.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        tmp.touch(mode=0o600)
-        tmp.write_text(key + "\n")
-        tmp.replace(key_file)
-        return key
-
-
-# --- devices ---
-
-
-def _bindable_client(session: Session, client_id: str) -> ApiClient:
-    """A client a device may be bound to: one that exists, is not revoked and may register."""
-    refuse_nul(client_id, "client_id")
-    client = get_client(session, client_id)
-    if client.revoked_at is not None:
-        raise Conflict("client_revoked", f"client {client_id} is revoked")
-    if client.scope not in (Scope.camera.value, Scope.admin.value):
-        raise DomainError(
-            "client_scope_invalid", f"client {client_id} has scope {client.scope}; it cannot register", 422
-        )
-    return client
-
-
-def enroll_device(
-    session: Session,
-    name: str,
-    public_key_b64: str,
-    actor: str | None = None,
-    client_id: str | None = None,
-) -> Device:
-    """Enrol a device key; with `client_id`, only that API client may register its captures."""
-    refuse_nul(name, "name")
-    raw = decode_public_key(public_key_b64)
-    device_id = device_id_for(raw)
-    if session.get(Device, device_id) is not None:
-        raise Conflict("device_exists", f"device {device_id} is already enrolled")
-    if client_id is not None:
-        _bindable_client(session, client_id)
-    device = Device(
-        id=device_id,
-        name=name,
-        public_key=base64.b64encode(raw).decode(),
-        status="active",
-        enrolled_at=utcnow(),
-        client_id=client_id,
-    )
-    session.add(device)
-    log.append(session, "device", device.id, log.device_leaf(device, "enrolled"))
-    details: dict[str, Any] = {"name": name}
-    if client_id is not None:
-        details["client_id"] = client_id
-    audit.record(session, actor, "device.enroll", "device", device.id, details)
-    session.flush()
-    return device
-
-
-def bind_device(session: Session, device_id: str, client_id: str | None, actor: str | None = None) -> Device:
-    """Bind a device to the one API client that may register its captures (None: unbind, any
-    camera client may). Registrations already stored keep the client that submitted them."""
-    device = get_device(session, device_id)
-    if client_id is not None:
-        _bindable_client(session, client_id)
-    previous = device.client_id
-    device.client_id = client_id
-    session.add(device)
-    audit.record(
-        session, actor, "device.bind", "device", device.id, {"client_id": client_id, "previous": previous}
-    )
-    session.flush()
-    return device
-
-
-def get_device(session: Session, device_id: str) -> Device:
-    device = session.get(Device, device_id)
-    if device is None:
-        raise NotFound("device_not_found", f"no device {device_id}")
-    return device
-
-
-def revoke_device(session: Session, device_id: str, actor: str | None = None) -> Device:
-    device = get_device(session, device_id)
-    if device.revoked_at is not None:
-        raise Conflict("device_already_revoked", f"device {device_id} was revoked already")
-    device.status = "revoked"
-    device.revoked_at = utcnow()
-    session.add(device)
-    log.append(session, "device", device.id, log.device_leaf(device, "revoked"))
-    audit.record(session, actor, "device.revoke", "device", device.id, {})
-    session.flush()
-    return device
-
-
-ROTATION_SCHEMA = "provenance.device-rotation/v1"
-
-
-def rotation_statement(device_id: str, new_public_key_b64: str, effective_at: str) -> dict[str, Any]:
-    """What a device signs (RFC 8785 bytes) with its current key to hand over to its successor key.
-
-    `effective_at` is the ISO 8601 text exactly as signed, so no re-rendering can break the signature.
-    """
-    return {
-        "schema": ROTATION_SCHEMA,
-        "device_id": device_id,
-        "new_public_key": new_public_key_b64,
-        "effective_at": effective_at,
-    }
-
-
-def rotate_device(
-    session: Session,
-    settings: Settings,
-    device_id: str,
-    new_public_key_b64: str,
-    signature: str,
-    effective_at_text: str,
-    actor: str | None = None,
-) -> Device:
-    """Enrol the successor key a device signed with its current key; the current key is revoked from
-    `effective_at`, so what it signed before then keeps verifying. Returns the successor device.
-
-    `effective_at` may be later than now (a planned hand-over) but not earlier than the clock skew
-    allows: taking back past signatures is an admin revocation, not a rotation.
-    """
-    device = get_device(session, device_id)
-    if device.revoked_at is not None:
-        raise Conflict("device_already_revoked", f"device {device_id} is revoked or rotated already")
-    raw = decode_public_key(new_public_key_b64)
-    try:
-        effective_at = parse_iso(effective_at_text)
-    except ValueError as exc:
-        raise DomainError("rotation_time_invalid", "effective_at is not an ISO 8601 time", 422) from exc
-    statement = rotation_statement(device.id, new_public_key_b64, effective_at_text)
-    if not verify_signature(statement, signature, device.public_key):
-        raise DomainError(
-            "rotation_signature_invalid", "the rotation is not signed by the device's current key", 422
-        )
-    now = utcnow()
-    if effective_at < now - timedelta(seconds=settings.clock_skew_s):
-        raise DomainError("rotation_time_in_past", "effective_at may not lie in the past", 422)
-    successor_id = device_id_for(raw)
-    if session.get(Device, successor_id) is not None:
-        raise Conflict("device_exists", f"device {successor_id} is already enrolled")
-    successor = Device(
-        id=successor_id,
-        name=device.name,
-        public_key=base64.b64encode(raw).decode(),
-        status="active",
-        enrolled_at=now,
-        predecessor_id=device.id,
-        client_id=device.client_id,  # a new key for the same device stays bound to the same client
-    )
-    device.status = "rotated"
-    device.revoked_at = effective_at
-    session.add(successor)
-    session.add(device)
-    leaf = log.device_leaf(successor, "rotated_in")
-    leaf.update(
-        predecessor_id=device.id,
-        rotation_statement=statement,
-        rotation_signature=signature,
-        effective_at=iso(effective_at),
-    )
-    log.append(session, "device", successor.id, leaf)
-    log.append(session, "device", device.id, log.device_leaf(device, "revoked"))
-    audit.record(
-        session,
-        actor,
-        "device.rotate",
-        "device",
-        device.id,
-        {"successor_id": successor.id, "effective_at": iso(effective_at)},
-    )
-    session.flush()
-    return successor
-
-
-# --- registrations ---
 
 
 @dataclass(frozen=True)

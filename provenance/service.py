@@ -1,21 +1,18 @@
-"""Opening the service on a data directory: schema, first-start admin key, chain, batcher, the app."""
+"""Opening the service on a data directory: schema, first-start admin key, chain, batcher, jobs."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from provenance import clients, registry
 from provenance import fingerprint as fp
-from provenance import registry
 from provenance.anchoring import Batcher, ChainRuntime, anchoring_lag_s
-from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate, session_scope
 from provenance.core.errors import DomainError
@@ -39,12 +36,11 @@ class Service:
     batcher: Batcher
     matcher: Matcher
     verifier: Verifier
-    clients: registry.ClientCache
+    clients: clients.ClientCache
     credentials: Credentials
     tree_cache: TreeCache = field(default_factory=TreeCache)
     # The shared job queue, in api and worker roles only (the embedded default runs jobs in threads).
     queue: JobQueue | None = None
-    app: FastAPI = field(init=False)
     intake: Intake = field(init=False)
     evaluator: Evaluator = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -185,7 +181,7 @@ def open_service(settings: Settings) -> Service:
     def first_start() -> str | None:
         with pg_lock(engine, STARTUP_LOCK):
             migrate(engine)
-            return registry.ensure_admin_key(engine, settings.data_dir / "admin.key")
+            return clients.ensure_admin_key(engine, settings.data_dir / "admin.key")
 
     # Started while the database is away (restarting, not up yet): wait for it, bounded.
     key = wait_for_database(first_start, "start-up (migrations)", settings.database_wait_s)
@@ -205,7 +201,7 @@ def open_service(settings: Settings) -> Service:
         batcher=Batcher(engine, chain, cache, settings),
         matcher=matcher,
         verifier=Verifier(settings, engine, matcher, cache, credentials.read),
-        clients=registry.ClientCache(engine),
+        clients=clients.ClientCache(engine),
         credentials=credentials,
         tree_cache=cache,
         queue=queue,
@@ -213,15 +209,6 @@ def open_service(settings: Settings) -> Service:
     if queue is not None and settings.role == "api":
         service.verifier.defer = queue.defer_verification
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        service.start()
-        try:
-            yield
-        finally:
-            service.stop()
-
     service.evaluator = Evaluator(service)
     service.intake = Intake(engine, settings, lambda a: service.registered(a.registration, a.fingerprint))
-    service.app = create_app(settings, engine, service, lifespan)
     return service

@@ -12,9 +12,10 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
@@ -32,7 +33,7 @@ from provenance.index import FrameIndex
 from provenance.ledger import log, merkle
 from provenance.models import Device, LogEntry, Registration, Verification
 from provenance.receipts import build_receipt
-from provenance.reports import write_verification_report
+from provenance.reports import report_failed, stored_report, write_verification_report
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.learned import ClipFrames, ComparerPolicy, Mode, fingerprint_clip
@@ -404,9 +405,69 @@ class Verifier:
             raise NotFound("verification_not_found", f"no verification {verification_id}")
         return verification
 
+    def recent(self, client_id: str, limit: int) -> list[dict[str, Any]]:
+        """A client's own verifications, newest first, summarised."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Verification)
+                .where(Verification.client_id == client_id)
+                .order_by(col(Verification.created_at).desc(), col(Verification.id).desc())
+                .limit(limit)
+            ).all()
+        return [summary(v) for v in rows]
+
+    def report(self, verification: Verification) -> tuple[ReportState, Path | None]:
+        """Where a verification's report stands, and its file once it is drawn."""
+        path = stored_report(self.settings, verification.id)
+        if path is not None:
+            return "ready", path
+        if verification.status in ("queued", "running"):
+            return "verification_pending", None
+        if verification.status == "failed":
+            return "verification_failed", None
+        if _just_finished(verification) and not report_failed(self.settings, verification.id):
+            return "report_pending", None  # the hook is still drawing it
+        return "report_unavailable", None
+
     def stop(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.requests.shutdown(wait=False, cancel_futures=True)
+
+
+# A verification's report: drawn, or why not (the verification or the drawing still running, or failed).
+ReportState = Literal[
+    "ready", "verification_pending", "verification_failed", "report_pending", "report_unavailable"
+]
+# How long after a verification finished a missing report is "being drawn" rather than "unavailable".
+REPORT_GRACE_S = 120.0
+
+
+def _just_finished(verification: Verification) -> bool:
+    finished = verification.finished_at
+    if finished is None:
+        return False
+    if finished.tzinfo is None:
+        finished = finished.replace(tzinfo=UTC)
+    return (utcnow() - finished).total_seconds() < REPORT_GRACE_S
+
+
+def summary(verification: Verification) -> dict[str, Any]:
+    """One line of a client's history: enough to list it and link to its report."""
+    result = json.loads(verification.result) if verification.result else {}
+    match = result.get("match") or {}
+    return {
+        "id": verification.id,
+        "status": verification.status,
+        "filename": verification.filename,
+        "created_at": iso(verification.created_at),
+        "finished_at": iso(verification.finished_at) if verification.finished_at else None,
+        "verdict": result.get("verdict"),
+        "confidence": result.get("confidence"),
+        "registration_id": match.get("registration_id"),
+        "tampered_ranges": match.get("tampered_ranges", []),
+        "error": json.loads(verification.error) if verification.error else None,
+        "report_url": f"/v1/verifications/{verification.id}/report",
+    }
 
 
 def public_view(verification: Verification) -> dict[str, Any]:

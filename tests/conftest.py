@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.service import Service, open_service
 from provenance.signing import device_id_for, raw_public_key
@@ -62,7 +63,7 @@ def service(settings: Settings) -> Iterator[Service]:
 
 @pytest.fixture
 def http(service: Service) -> Iterator[TestClient]:
-    with TestClient(service.app, raise_server_exceptions=False) as client:
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
         yield client
 
 

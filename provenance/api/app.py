@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from provenance import __version__
 from provenance.api import nul, problems
 from provenance.api.limits import MEDIA_PATHS, BodyBounds, RequestGate
 from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications, web
-from provenance.core.config import Settings
 from provenance.ratelimit import RateLimiter
+from provenance.service import Service
 
 DESCRIPTION = """Register originals at capture time, anchor them, verify clips against them.
 
@@ -23,12 +21,18 @@ Every endpoint but `/health` and `/docs` needs `Authorization: Bearer KEY`. Erro
 problem details with a stable `code`."""
 
 
-def create_app(
-    settings: Settings,
-    engine: Engine,
-    service: Any,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-) -> FastAPI:
+def create_app(service: Service) -> FastAPI:
+    """The HTTP face of `service`; its lifespan starts and stops the service's loops."""
+    settings, engine = service.settings, service.engine
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
     app = FastAPI(
         title="Provenance",
         version=__version__,
@@ -36,9 +40,7 @@ def create_app(
         lifespan=lifespan,
         responses=problems.PROBLEM_RESPONSES,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.service = service
+    app.state.service = service  # read through `deps.service_of`, typed
     app.state.rate_limiter = RateLimiter(settings, engine)
     problems.install(app)
     nul.install(app)

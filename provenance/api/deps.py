@@ -1,4 +1,4 @@
-"""Annotated dependencies: the engine, settings and the authenticated client with its scope."""
+"""Annotated dependencies: the service, engine, settings, session and the authenticated client."""
 
 from __future__ import annotations
 
@@ -11,25 +11,29 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from provenance import registry, web_sessions
+from provenance import web_sessions
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import AuthError, Forbidden
 from provenance.core.security import Scope
 from provenance.models import ApiClient
 from provenance.ratelimit import RateLimiter
+from provenance.service import Service
 
 _bearer = HTTPBearer(auto_error=False)
 
 
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
 def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+    return service_of(request).engine
 
 
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return service_of(request).settings
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -37,6 +41,7 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
+ServiceDep = Annotated[Service, Depends(service_of)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -60,7 +65,7 @@ def require(*scopes: Scope, count: bool = True) -> Callable[..., Awaitable[ApiCl
             raise AuthError("api_key_missing", "send an API key as 'Authorization: Bearer KEY'")
         if not web_sessions.vouched(request.scope, credentials.credentials):
             raise AuthError("api_key_invalid", "a session token is a cookie of our pages, not an API key")
-        clients: registry.ClientCache = request.app.state.service.clients
+        clients = service_of(request).clients
         client = clients.cached(credentials.credentials)
         if client is None:
             client = await run_in_threadpool(clients.authenticate, credentials.credentials)

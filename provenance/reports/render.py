@@ -24,13 +24,13 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+import provenance.reports.frames as fr
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError
 from provenance.core.timeutil import iso, utcnow
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.media import probe
-from provenance.reports import frames as fr
 from provenance.reports.frames import Image
 from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
 from provenance.verify.compare import CELL_THRESHOLD

@@ -27,16 +27,17 @@ from fastapi.testclient import TestClient
 
 from generator.tampers import paste_region
 from provenance import fingerprint as fp
+from provenance.api.app import create_app
+from provenance.api.web import SESSION_COOKIE
 from provenance.core.config import DecodeLimits, Settings
 from provenance.core.db import session_scope
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service, open_service
 from provenance.signing import build_manifest, raw_public_key, sign_manifest
-from provenance.web import SESSION_COOKIE
 from tests.conftest import make_key
 from tests.e2e.server import free_port
-from tests.provenance.test_reports import BOX, wire_reports
+from tests.provenance.test_reports import BOX
 from tests.samples import sample_clip
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,14 +54,6 @@ ORIGIN = {"Origin": "http://testserver"}
 WIDEST = """() => [...document.querySelectorAll('body *')]
   .map(e => [e.getBoundingClientRect().right, e.tagName + '.' + e.className])
   .sort((a, b) => b[0] - a[0])[0]"""
-
-
-@pytest.fixture
-def http(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """The shared `http` fixture, with the web interface wired before the app starts."""
-    wire_reports(service, monkeypatch)
-    with TestClient(service.app, raise_server_exceptions=False) as client:
-        yield client
 
 
 def _key(headers: dict[str, str]) -> str:
@@ -285,9 +278,7 @@ def _screenshot_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_browser_sign_in_upload_and_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_browser_sign_in_upload_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.is_file():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
@@ -299,7 +290,6 @@ def test_browser_sign_in_upload_and_report(
         limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=60),
     )
     service = open_service(settings)
-    wire_reports(service, monkeypatch)
     bikes = sample_clip("bikes.mp4")
     tampered = tmp_path / "bikes-tampered.mp4"
     truth = paste_region(bikes, tampered, start=3.0, duration=2.0, box=BOX)
@@ -307,7 +297,7 @@ def test_browser_sign_in_upload_and_report(
     shots = _screenshot_dir(tmp_path)
     problems: list[str] = []
     try:
-        with live_server(service.app) as url, httpx.Client(base_url=url, timeout=120) as api:
+        with live_server(create_app(service)) as url, httpx.Client(base_url=url, timeout=120) as api:
             admin = {"Authorization": f"Bearer {service.new_admin_key}"}
             registration_id = _register(api, admin, bikes)
             newsroom_key = api.post(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ from fastapi.testclient import TestClient
 from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
 from provenance import fingerprint as fp
 from provenance import reports
-from provenance.api.routes import web
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint
 from provenance.index import FrameIndex
-from provenance.reports import render_report, stored_report, write_verification_report
+from provenance.reports import render_report
 from provenance.reports.timeline import TimelineGeometry
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
@@ -33,42 +31,6 @@ from tests.samples import sample_clip
 BIKES = sample_clip("bikes.mp4")
 LIMITS = DecodeLimits(max_decode_seconds=60)
 BOX = (0.55, 0.2, 0.3, 0.45)
-
-
-def wire_reports(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the service wires them itself: the web router and session middleware, and the hook.
-
-    The hook wraps `Verifier._run` the way the real one sits in it: after the result is stored,
-    before an owned query file is deleted. It steps aside when a report was already written.
-    """
-    web.install(service.app)
-    verifier = service.verifier
-    run = verifier._run
-
-    def run_with_report(verification_id: str, path: Path, owns_file: bool = False) -> None:
-        try:
-            run(verification_id, path, False)
-        except Exception:
-            if not owns_file:
-                raise
-        else:
-            verification = verifier.get(verification_id)
-            if verification.result and stored_report(service.settings, verification_id) is None:
-                result = json.loads(verification.result)
-                write_verification_report(service.settings, service.engine, verification_id, result, path)
-        finally:
-            if owns_file:
-                path.unlink(missing_ok=True)
-
-    monkeypatch.setattr(verifier, "_run", run_with_report)
-
-
-@pytest.fixture
-def http(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """The shared `http` fixture, with the reports wired before the app starts."""
-    wire_reports(service, monkeypatch)
-    with TestClient(service.app, raise_server_exceptions=False) as client:
-        yield client
 
 
 # --- rendering, without a server ---

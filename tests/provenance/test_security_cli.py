@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from provenance.api.app import create_app
 from provenance.cli import app
 from provenance.core.config import Settings
 from provenance.service import Service, open_service
@@ -38,7 +39,9 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Service]]:
         )
     )
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

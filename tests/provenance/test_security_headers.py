@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from provenance.api.app import create_app
+from provenance.api.web import static_files
 from provenance.core.config import Settings
 from provenance.service import open_service
-from provenance.web import static_files
 
 REQUIRED = {
     "x-content-type-options": "nosniff",
@@ -30,7 +31,7 @@ def web(tmp_path: Path) -> Iterator[TestClient]:
             demo=False,
         )
     )
-    with TestClient(service.app, raise_server_exceptions=False, follow_redirects=False) as client:
+    with TestClient(create_app(service), raise_server_exceptions=False, follow_redirects=False) as client:
         client.headers["X-Admin-Key"] = service.new_admin_key or ""
         yield client
     service.engine.dispose()

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from provenance import fingerprint as fp
+from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.core.timeutil import utcnow
 from provenance.models import LogEntry, Registration, UsedNonce, Verification
@@ -61,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     )
     admin = {"Authorization": f"Bearer {service.new_admin_key}"}
-    with TestClient(service.app, raise_server_exceptions=False) as http:
+    with TestClient(create_app(service), raise_server_exceptions=False) as http:
         keys = {}
         for scope in ("camera", "newsroom"):
             response = http.post("/v1/clients", json={"name": scope, "scope": scope}, headers=admin)

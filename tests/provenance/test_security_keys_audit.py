@@ -19,9 +19,9 @@ from sqlmodel import Session, func, select
 
 from provenance.core.config import DecodeLimits, Settings
 from provenance.core.timeutil import iso, utcnow
+from provenance.devices import rotation_statement
 from provenance.ledger.merkle import leaf_hash
 from provenance.models import AuditEvent, Device, LogEntry
-from provenance.registry import rotation_statement
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest, verify_signature
 from provenance.verification import evidence

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
 from provenance.ratelimit import DatabaseStorage, RateLimited, RateLimiter
@@ -40,7 +41,7 @@ def limited(tmp_path: Path) -> Iterator[Service]:
 
 def test_over_the_budget_is_a_429_problem_with_retry_after(limited: Service) -> None:
     admin = {"Authorization": f"Bearer {limited.new_admin_key}"}
-    with TestClient(limited.app, raise_server_exceptions=False) as http:
+    with TestClient(create_app(limited), raise_server_exceptions=False) as http:
         newsroom = make_key(http, admin, "newsroom")
         other_newsroom = make_key(http, admin, "newsroom")
         camera = make_key(http, admin, "camera")
@@ -70,10 +71,11 @@ def test_database_counters_are_shared_by_several_api_processes(tmp_path: Path, d
     first = open_service(_settings(tmp_path, database_url, storage, "a"))
     second = open_service(_settings(tmp_path, database_url, storage, "b"))
     try:
-        assert isinstance(first.app.state.rate_limiter.storage, DatabaseStorage)
+        app_a = create_app(first)
+        assert isinstance(app_a.state.rate_limiter.storage, DatabaseStorage)
         admin = {"Authorization": f"Bearer {first.new_admin_key}"}
-        a = TestClient(first.app, raise_server_exceptions=False)
-        b = TestClient(second.app, raise_server_exceptions=False)
+        a = TestClient(app_a, raise_server_exceptions=False)
+        b = TestClient(create_app(second), raise_server_exceptions=False)
         newsroom = make_key(a, admin, "newsroom")
         assert a.get("/v1/log/root", headers=newsroom).status_code == 200
         assert b.get("/v1/log/root", headers=newsroom).status_code == 200

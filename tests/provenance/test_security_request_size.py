@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import Registration, Verification
 from provenance.service import Service, open_service
@@ -38,7 +39,7 @@ def bounded(tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
             limits=DecodeLimits(max_upload_bytes=MEDIA_LIMIT),
         )
     )
-    with TestClient(service.app, raise_server_exceptions=False) as http:
+    with TestClient(create_app(service), raise_server_exceptions=False) as http:
         yield http, service
     service.engine.dispose()
 

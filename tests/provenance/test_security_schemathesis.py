@@ -18,6 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 
+from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.service import Service, open_service
 
@@ -52,7 +53,7 @@ def fuzz_service(tmp_path: Path) -> Iterator[Service]:
 
 
 def _operations(service: Service) -> list[APIOperation]:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", service.app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
     ops = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result

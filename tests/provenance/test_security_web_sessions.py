@@ -13,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from provenance.api.app import create_app
+from provenance.api.web import SESSION_COOKIE
 from provenance.core.config import Settings
 from provenance.core.timeutil import utcnow
 from provenance.service import Service, open_service
-from provenance.web import SESSION_COOKIE
 from tests.conftest import make_key
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -110,7 +111,7 @@ def second(settings: Settings, service: Service) -> Iterator[TestClient]:
     """A second API process on the same database (its own engine, caches and memory)."""
     other = open_service(settings)
     try:
-        with TestClient(other.app, raise_server_exceptions=False) as client:
+        with TestClient(create_app(other), raise_server_exceptions=False) as client:
             yield client
     finally:
         other.engine.dispose()
@@ -128,7 +129,7 @@ def test_sessions_are_shared_by_every_api_process(
 
 
 def test_secure_cookie_over_https_only(service: Service, admin_headers: dict[str, str]) -> None:
-    with TestClient(service.app, base_url="https://testserver") as https:
+    with TestClient(create_app(service), base_url="https://testserver") as https:
         key = _key(make_key(https, admin_headers, "newsroom"))
         response = https.post(
             "/ui/sign-in",
@@ -141,7 +142,7 @@ def test_secure_cookie_over_https_only(service: Service, admin_headers: dict[str
         https.cookies.set(SESSION_COOKIE, response.cookies[SESSION_COOKIE])
         out = https.post("/ui/sign-out", headers={"Origin": "https://testserver"}, follow_redirects=False)
         assert "secure" in out.headers["set-cookie"].lower()
-    with TestClient(service.app) as plain:
+    with TestClient(create_app(service)) as plain:
         # X-Forwarded-Proto from a client is not believed by the app itself: only uvicorn's
         # trusted-proxy handling (FORWARDED_ALLOW_IPS) may turn a request's scheme into https.
         response = plain.post(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
-from provenance import audit, registry
-from provenance.api.deps import AdminDep, CameraDep, SessionDep, SettingsDep
+from provenance import audit, clients, devices
+from provenance.api.deps import AdminDep, CameraDep, ServiceDep, SessionDep, SettingsDep
 from provenance.api.schemas import (
     AuditEventPublic,
     AuditPage,
@@ -28,14 +28,9 @@ from provenance.api.schemas import (
 router = APIRouter(prefix="/v1", tags=["admin"])
 
 
-def _clients(request: Request) -> registry.ClientCache:
-    clients: registry.ClientCache = request.app.state.service.clients
-    return clients
-
-
 @router.post("/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
 def create_client(body: ClientCreate, session: SessionDep, admin: AdminDep) -> ClientCreated:
-    client, key = registry.create_client(session, body.name, body.scope, actor=admin.id)
+    client, key = clients.create_client(session, body.name, body.scope, actor=admin.id)
     return ClientCreated(
         id=client.id, name=client.name, scope=body.scope, api_key=key, created_at=client.created_at
     )
@@ -43,33 +38,26 @@ def create_client(body: ClientCreate, session: SessionDep, admin: AdminDep) -> C
 
 @router.get("/clients/{client_id}", response_model=ClientPublic)
 def get_client(client_id: str, session: SessionDep, _: AdminDep) -> ClientPublic:
-    return ClientPublic.of(registry.get_client(session, client_id))
+    return ClientPublic.of(clients.get_client(session, client_id))
 
 
 @router.post("/clients/{client_id}/rotate", response_model=ClientRotated)
-def rotate_client(
-    client_id: str, body: ClientRotate, request: Request, session: SessionDep, admin: AdminDep
-) -> ClientRotated:
+def rotate_client(client_id: str, body: ClientRotate, service: ServiceDep, admin: AdminDep) -> ClientRotated:
     """A new key; the old one keeps working for `grace_seconds` (then, or on revocation, it stops)."""
-    client, key = registry.rotate_client(session, client_id, body.grace_seconds, actor=admin.id)
-    session.commit()
-    _clients(request).forget(client.id)
+    client, key = service.clients.rotate(client_id, body.grace_seconds, actor=admin.id)
     return ClientRotated(id=client.id, api_key=key, previous_key_expires_at=client.previous_key_expires_at)
 
 
 @router.post("/clients/{client_id}/revoke", response_model=ClientPublic)
-def revoke_client(client_id: str, request: Request, session: SessionDep, admin: AdminDep) -> ClientPublic:
-    client = registry.revoke_client(session, client_id, actor=admin.id)
-    session.commit()
-    _clients(request).forget(client.id)
-    return ClientPublic.of(client)
+def revoke_client(client_id: str, service: ServiceDep, admin: AdminDep) -> ClientPublic:
+    return ClientPublic.of(service.clients.revoke(client_id, actor=admin.id))
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic)
 def enroll_device(body: DeviceCreate, session: SessionDep, admin: AdminDep) -> DevicePublic:
     """Enrol a device key; with `client_id`, only that camera client may register its captures
     (others get 403 `device_client_mismatch`)."""
-    device = registry.enroll_device(
+    device = devices.enroll_device(
         session, body.name, body.public_key, actor=admin.id, client_id=body.client_id
     )
     return DevicePublic.of(device)
@@ -78,17 +66,17 @@ def enroll_device(body: DeviceCreate, session: SessionDep, admin: AdminDep) -> D
 @router.post("/devices/{device_id}/bind", response_model=DevicePublic)
 def bind_device(device_id: str, body: DeviceBind, session: SessionDep, admin: AdminDep) -> DevicePublic:
     """Bind a device to the one camera client that may register its captures (null: unbind)."""
-    return DevicePublic.of(registry.bind_device(session, device_id, body.client_id, actor=admin.id))
+    return DevicePublic.of(devices.bind_device(session, device_id, body.client_id, actor=admin.id))
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic)
 def get_device(device_id: str, session: SessionDep, _: AdminDep) -> DevicePublic:
-    return DevicePublic.of(registry.get_device(session, device_id))
+    return DevicePublic.of(devices.get_device(session, device_id))
 
 
 @router.post("/devices/{device_id}/revoke", response_model=DevicePublic)
 def revoke_device(device_id: str, session: SessionDep, admin: AdminDep) -> DevicePublic:
-    return DevicePublic.of(registry.revoke_device(session, device_id, actor=admin.id))
+    return DevicePublic.of(devices.revoke_device(session, device_id, actor=admin.id))
 
 
 @router.post("/devices/{device_id}/rotate", status_code=status.HTTP_201_CREATED, response_model=DevicePublic)
@@ -96,7 +84,7 @@ def rotate_device(
     device_id: str, body: DeviceRotate, session: SessionDep, settings: SettingsDep, client: CameraDep
 ) -> DevicePublic:
     """Enrol the successor key the device signed with its current key; returns the successor."""
-    successor = registry.rotate_device(
+    successor = devices.rotate_device(
         session,
         settings,
         device_id,

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from provenance.api.deps import CameraDep, ReaderDep, SettingsDep
+from provenance.api.deps import CameraDep, ReaderDep, SettingsDep, service_of
 from provenance.api.uploads import saved_upload
 from provenance.c2pa import SOFT_BINDING_ALG
 from provenance.core.errors import DomainError
@@ -32,7 +32,7 @@ class BindingQuery(BaseModel):
 
 
 def _credentials(request: Request) -> Credentials:
-    credentials: Credentials = request.app.state.service.credentials
+    credentials: Credentials = service_of(request).credentials
     return credentials
 
 
@@ -103,7 +103,7 @@ async def matches_by_content(
     try:
         from starlette.concurrency import run_in_threadpool
 
-        service = request.app.state.service
+        service = service_of(request)
         outcome = await run_in_threadpool(service.outcome_of_file, path)
     finally:
         path.unlink(missing_ok=True)

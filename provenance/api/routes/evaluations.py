@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from provenance.api.deps import AdminDep
+from provenance.api.deps import AdminDep, service_of
 from provenance.evaluation import Evaluator
 
 router = APIRouter(prefix="/v1", tags=["evaluation"])
 
 
 def _evaluator(request: Request) -> Evaluator:
-    evaluator: Evaluator = request.app.state.service.evaluator
+    evaluator: Evaluator = service_of(request).evaluator
     return evaluator
 
 

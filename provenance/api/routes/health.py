@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from provenance import __version__
+from provenance.api.deps import service_of
 from provenance.api.schemas import Health
 from provenance.core.storage import disk_status
 
@@ -26,19 +27,19 @@ async def health(request: Request) -> Health:
 
 
 def _health(request: Request) -> Health:
-    engine = request.app.state.engine
+    service = service_of(request)
+    engine = service.engine
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         database = "ok"
     except Exception as exc:  # the point of the endpoint is to report any failure, not raise it
         database = f"error: {type(exc).__name__}"
-    service = request.app.state.service
     chain = service.chain_status()
     worker = service.worker_status()
     evaluation = service.evaluator.status() if database == "ok" else {"status": "unknown"}
     anchoring = _anchoring(service) if database == "ok" else {"status": "unknown"}
-    settings = request.app.state.settings
+    settings = service.settings
     disk = disk_status(settings.data_dir, settings.min_free_disk_bytes)
     healthy = database == "ok" and chain.get("status") in ("ok", "off") and evaluation["status"] != "degraded"
     healthy = healthy and disk["status"] == "ok"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from provenance import registry
-from provenance.api.deps import ReaderDep, SessionDep
+from provenance.api.deps import ReaderDep, SessionDep, service_of
 from provenance.api.schemas import ConsistencyProof, LogRoot
 from provenance.core.errors import DomainError
 from provenance.ledger import log
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["transparency log"])
 
 
 def _cache(request: Request) -> log.TreeCache:
-    cache: log.TreeCache = request.app.state.service.tree_cache
+    cache: log.TreeCache = service_of(request).tree_cache
     return cache
 
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from provenance import registry
-from provenance.api.deps import CameraDep, CameraUncountedDep, ReaderDep, SessionDep, count_hits
+from provenance.api.deps import CameraDep, CameraUncountedDep, ReaderDep, SessionDep, count_hits, service_of
 from provenance.api.schemas import (
     RegistrationBatch,
     RegistrationBatchItem,
@@ -123,7 +123,7 @@ async def create_registration(request: Request, client: CameraDep) -> Response:
 
     The same client sending the same signed manifest again (its 201 was lost) gets 200 with the
     registration stored the first time; anyone else reusing the nonce gets 409 `nonce_replayed`."""
-    service = request.app.state.service
+    service = service_of(request)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind == "application/json":
         submission = replace(_json_submission(await request.body()), client_id=client.id)
@@ -154,7 +154,7 @@ async def create_registration_batch(
     checked on its own (accepted ones are stored and become log leaves; refused ones carry the
     problem code a single registration would get; an identical retry of one stored before is
     accepted with `replayed` and the stored registration). Every item counts against the rate limit."""
-    service = request.app.state.service
+    service = service_of(request)
     most = service.settings.registration_batch_max
     if len(batch.items) > most:
         raise DomainError("batch_too_large", f"{len(batch.items)} items; a batch holds at most {most}", 413)

@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
-from provenance.api.deps import VerifierDep
+from provenance.api.deps import VerifierDep, service_of
 from provenance.api.uploads import saved_upload
-from provenance.core.config import Settings
 from provenance.core.storage import sha256_file
 from provenance.models import Verification
 from provenance.verification import Verifier, public_view
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["verifications"])
 
 
 def _verifier(request: Request) -> Verifier:
-    verifier: Verifier = request.app.state.service.verifier
+    verifier: Verifier = service_of(request).verifier
     return verifier
 
 
@@ -30,7 +29,7 @@ async def create_verification(
 ) -> dict[str, Any]:
     """Verify a clip. 201 with the result when it is short and a sync slot is free; 202 with a job
     to poll (Location) when it is long or the server is busy with other verifications."""
-    settings: Settings = request.app.state.settings
+    settings = service_of(request).settings
     verifier = _verifier(request)
 
     def work() -> Verification:

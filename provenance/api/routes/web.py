@@ -3,34 +3,25 @@
 Pages live under `/ui/`, our static files under `/static/`; `/v1/verifications` (GET, a client's
 own recent verifications) and `/v1/verifications/{id}/report` (the HTML report) serve pages and
 API clients alike. `install(app)` adds the router and the `CookieSession` middleware (see
-`provenance.web` for the session design): browsers are authenticated by their session cookie,
+`provenance.api.web` for the session design): browsers are authenticated by their session cookie,
 everything else by its bearer key.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import escape
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from provenance import web_sessions
-from provenance.api.deps import EngineDep, SettingsDep, VerifierDep
+from provenance.api.deps import ServiceDep, VerifierDep, service_of
 from provenance.api.routes import verifications
-from provenance.core.config import Settings
-from provenance.core.errors import AuthError, Conflict, DomainError, Forbidden, NotFound
-from provenance.core.timeutil import iso, utcnow
-from provenance.models import ApiClient, Verification
-from provenance.reports import NAV_MARKER, report_csp, report_failed, stored_report
-from provenance.verification import Verifier
-from provenance.web import (
+from provenance.api.web import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
     STATIC_TYPES,
@@ -42,12 +33,14 @@ from provenance.web import (
     templates,
     valid_key_text,
 )
+from provenance.core.errors import AuthError, Conflict, DomainError, Forbidden, NotFound
+from provenance.models import ApiClient, Verification
+from provenance.reports import NAV_MARKER, report_csp
+from provenance.verification import ReportState, Verifier, summary
 
 router = APIRouter()
 
 RECENT_ON_HOME = 20
-# How long after a verification finished a missing report is "being drawn" rather than "unavailable".
-REPORT_GRACE_S = 120.0
 _STATIC = static_files()
 
 
@@ -72,7 +65,7 @@ def current_client(request: Request) -> ApiClient | None:
     key = key.strip()
     if scheme.lower() != "bearer" or not valid_key_text(key) or not web_sessions.vouched(request.scope, key):
         return None
-    client: ApiClient | None = request.app.state.service.clients.authenticate(key)
+    client: ApiClient | None = service_of(request).clients.authenticate(key)
     return client
 
 
@@ -111,61 +104,17 @@ def _message(
     return page("message.html", client, status_code, title=title, lines=lines, **context)
 
 
-def _verifier(request: Request) -> Verifier:
-    verifier: Verifier = request.app.state.service.verifier
-    return verifier
-
-
-def _just_finished(verification: Verification) -> bool:
-    finished = verification.finished_at
-    if finished is None:
-        return False
-    if finished.tzinfo is None:
-        finished = finished.replace(tzinfo=UTC)
-    return (utcnow() - finished).total_seconds() < REPORT_GRACE_S
-
-
-def summary(verification: Verification) -> dict[str, Any]:
-    """One line of a client's history: enough to list it and link to its report."""
-    result = json.loads(verification.result) if verification.result else {}
-    match = result.get("match") or {}
-    return {
-        "id": verification.id,
-        "status": verification.status,
-        "filename": verification.filename,
-        "created_at": iso(verification.created_at),
-        "finished_at": iso(verification.finished_at) if verification.finished_at else None,
-        "verdict": result.get("verdict"),
-        "confidence": result.get("confidence"),
-        "registration_id": match.get("registration_id"),
-        "tampered_ranges": match.get("tampered_ranges", []),
-        "error": json.loads(verification.error) if verification.error else None,
-        "report_url": f"/v1/verifications/{verification.id}/report",
-    }
-
-
-def recent(session: Session, client_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = session.exec(
-        select(Verification)
-        .where(Verification.client_id == client_id)
-        .order_by(col(Verification.created_at).desc(), col(Verification.id).desc())
-        .limit(limit)
-    ).all()
-    return [summary(v) for v in rows]
-
-
 # --- API: the client's history and the report ---
 
 
 @router.get("/v1/verifications", tags=["verifications"])
 def list_verifications(
-    engine: EngineDep,
+    service: ServiceDep,
     client: VerifierDep,
     limit: Annotated[int, Query(ge=1, le=100, description="how many, newest first")] = 20,
 ) -> dict[str, Any]:
     """The calling client's own verifications, newest first."""
-    with Session(engine) as session:
-        return {"items": recent(session, client.id, limit), "limit": limit}
+    return {"items": service.verifier.recent(client.id, limit), "limit": limit}
 
 
 def _nav(verification_id: str) -> str:
@@ -179,26 +128,20 @@ def _nav(verification_id: str) -> str:
     )
 
 
-def _drawing(settings: Settings, verification: Verification) -> bool:
-    """Done, no report yet, no recorded failure, and only just finished: the hook is still drawing."""
-    return _just_finished(verification) and not report_failed(settings, verification.id)
+_NO_REPORT: dict[str, DomainError] = {
+    "verification_pending": Conflict("verification_pending", "the verification is not done; ask again later"),
+    "verification_failed": Conflict("verification_failed", "the verification failed, so there is no report"),
+    "report_pending": Conflict("report_pending", "the report is being drawn; ask again in a moment"),
+    "report_unavailable": NotFound(
+        "report_unavailable", "the report could not be drawn; the result itself is complete"
+    ),
+}
 
 
-def _no_report(settings: Settings, verification: Verification) -> DomainError:
-    """Why a verification has no report, as a problem with a stable code (409: ask again later)."""
-    if verification.status in ("queued", "running"):
-        return Conflict("verification_pending", f"the verification is {verification.status}; ask again later")
-    if verification.status == "failed":
-        return Conflict("verification_failed", "the verification failed, so there is no report")
-    if _drawing(settings, verification):
-        return Conflict("report_pending", "the report is being drawn; ask again in a moment")
-    return NotFound("report_unavailable", "the report could not be drawn; the result itself is complete")
-
-
-def _no_report_page(settings: Settings, client: ApiClient, verification: Verification) -> HTMLResponse:
+def _no_report_page(client: ApiClient, verification: Verification, state: ReportState) -> HTMLResponse:
     """The same states for people: progress that follows itself, or what went wrong."""
     report_url = f"/v1/verifications/{verification.id}/report"
-    if verification.status in ("queued", "running"):
+    if state == "verification_pending":
         return _message(
             client,
             "Verification in progress",
@@ -208,7 +151,7 @@ def _no_report_page(settings: Settings, client: ApiClient, verification: Verific
             status=verification.status,
             links=[(report_url, "Check again")],
         )
-    if verification.status == "failed":
+    if state == "verification_failed":
         error = json.loads(verification.error) if verification.error else {}
         return _message(
             client,
@@ -216,7 +159,7 @@ def _no_report_page(settings: Settings, client: ApiClient, verification: Verific
             [f"{verification.filename}: {error.get('code', 'failed')}: {error.get('detail', '')}"],
             links=[("/ui/", "Verify another clip")],
         )
-    if _drawing(settings, verification):
+    if state == "report_pending":
         return _message(
             client,
             "Preparing the report",
@@ -249,7 +192,6 @@ def _no_report_page(settings: Settings, client: ApiClient, verification: Verific
 def verification_report(
     verification_id: str,
     request: Request,
-    settings: SettingsDep,
     download: Annotated[bool, Query(description="as an attachment, without the site's navigation")] = False,
 ) -> Response:
     """The match report (HTML). Newsroom and fact-checker clients see their own verifications only.
@@ -260,6 +202,7 @@ def verification_report(
     """
     client = current_client(request)
     html_wanted = wants_html(request)
+    verifier = service_of(request).verifier
     if client is None:
         if html_wanted:
             return _sign_in_redirect(request)
@@ -269,18 +212,18 @@ def verification_report(
     try:
         if client.scope not in WEB_SCOPES:
             raise Forbidden("scope_forbidden", f"this needs one of the scopes {sorted(WEB_SCOPES)}")
-        verification = _verifier(request).get(verification_id, None if client.scope == "admin" else client.id)
+        verification = verifier.get(verification_id, None if client.scope == "admin" else client.id)
     except DomainError as exc:
         if not html_wanted:
             raise
         return _message(
             client, "Not available", [exc.detail], exc.status, links=[("/ui/", "Your verifications")]
         )
-    path = stored_report(settings, verification.id)
+    state, path = verifier.report(verification)
     if path is None:
         if not html_wanted:  # API clients get a problem they can act on, never a status page
-            raise _no_report(settings, verification)
-        return _no_report_page(settings, client, verification)
+            raise _NO_REPORT[state]
+        return _no_report_page(client, verification, state)
     html = path.read_text(encoding="utf-8")
     headers = security_headers(report_csp(html))
     if download:
@@ -305,19 +248,22 @@ def ui_root() -> RedirectResponse:
 
 
 @router.get("/ui/", include_in_schema=False, response_class=HTMLResponse)
-def home(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+def home(request: Request, service: ServiceDep) -> Response:
     """Upload a clip, and the signed-in client's recent verifications."""
     client = _web_client(request)
     if client is None:
         return _sign_in_redirect(request)
-    return _home(client, engine, settings.limits.max_upload_bytes)
+    return _home(client, service.verifier, service.settings.limits.max_upload_bytes)
 
 
 def _home(
-    client: ApiClient, engine: Engine, max_upload_bytes: int, error: str | None = None, status_code: int = 200
+    client: ApiClient,
+    verifier: Verifier,
+    max_upload_bytes: int,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
-    with Session(engine) as session:
-        items = recent(session, client.id, RECENT_ON_HOME)
+    items = verifier.recent(client.id, RECENT_ON_HOME)
     return page(
         "home.html",
         client,
@@ -344,12 +290,12 @@ def sign_in(
     next_url: Annotated[str, Form(alias="next")] = "/ui/",
 ) -> Response:
     """Check the pasted key and open a server-side session; the cookie holds its token, never
-    the key (see `provenance.web`)."""
+    the key (see `provenance.api.web`)."""
     target = safe_next(next_url)
     if not same_origin(request.scope["headers"], request.url.scheme):
         return page("sign_in.html", None, 403, next=target, error="Sign in from this site's own page.")
     key = api_key.strip()
-    client = request.app.state.service.clients.authenticate(key) if valid_key_text(key) else None
+    client = service_of(request).clients.authenticate(key) if valid_key_text(key) else None
     if client is None:
         return page(
             "sign_in.html", None, 401, next=target, error="This API key is unknown or has been revoked."
@@ -362,7 +308,7 @@ def sign_in(
             next=target,
             error=f"A {client.scope} key cannot use this site: it needs a newsroom or fact-checker key.",
         )
-    token = web_sessions.create(request.app.state.engine, client, key, SESSION_MAX_AGE)
+    token = web_sessions.create(service_of(request).engine, client, key, SESSION_MAX_AGE)
     response = redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
@@ -384,7 +330,7 @@ def sign_out(request: Request) -> Response:
         return _message(None, "Not signed out", ["Sign out from this site's own page."], 403)
     token = request.cookies.get(SESSION_COOKIE)
     if token and valid_key_text(token):
-        web_sessions.revoke(request.app.state.engine, token)
+        web_sessions.revoke(service_of(request).engine, token)
     response = redirect("/ui/sign-in")
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -401,8 +347,7 @@ async def upload(
     """The upload form without JavaScript: verify, then go to the report (or its progress).
 
     Asynchronous so the verification runs on the verifier's bounded threads, as through the API."""
-    engine: Engine = request.app.state.engine
-    settings: Settings = request.app.state.settings
+    service = service_of(request)
     client = await run_in_threadpool(_web_client, request)
     if client is None:
         return _sign_in_redirect(request)
@@ -411,7 +356,7 @@ async def upload(
     except DomainError as exc:
         detail = f"{exc.code}: {exc.detail}"
         return await run_in_threadpool(
-            _home, client, engine, settings.limits.max_upload_bytes, detail, exc.status
+            _home, client, service.verifier, service.settings.limits.max_upload_bytes, detail, exc.status
         )
     return redirect(f"/v1/verifications/{body['id']}/report")
 
@@ -426,7 +371,7 @@ def operators(request: Request) -> Response:
         return _message(
             client, "Operators only", ["This page is for the service's operators (admin keys)."], 403
         )
-    evaluator = request.app.state.service.evaluator
+    evaluator = service_of(request).evaluator
     return page(
         "operators.html", client, active="operators", status=evaluator.status(), runs=evaluator.history(20)
     )
