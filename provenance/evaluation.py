@@ -101,13 +101,23 @@ EVADE_STEPS: int = 100
 def _swap(evade: bool) -> Make:
     """A face swap of the original by the shipped weights (globals read per call: tests move them).
 
-    `generator.campaign` (torch) is imported on first use, not when the service starts.
+    The evasion attacks, and both swaps are measured by, the shipped learned comparer
+    (`detector.attack.shipped_target`, None without its weights): the generator never imports
+    the detector, so the evaluation hands it over. `generator.campaign` and the detector (torch)
+    are imported on first use, not when the service starts.
     """
 
     def make(src: Path, other: Path, dst: Path, duration: float) -> Truth:
+        from detector.attack import shipped_target
         from generator import campaign
 
-        return campaign.face_swap(src, dst, weights=SWAP_WEIGHTS, evade_steps=EVADE_STEPS if evade else 0)
+        return campaign.face_swap(
+            src,
+            dst,
+            weights=SWAP_WEIGHTS,
+            evade_steps=EVADE_STEPS if evade else 0,
+            target=shipped_target(),
+        )
 
     return make
 
