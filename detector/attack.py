@@ -26,6 +26,7 @@ from torch import Tensor
 from detector.comparer import FRAMES_PER_SEGMENT, SAMPLE_FPS, TripletComparer
 from detector.frames import content_box
 from detector.model import WEIGHTS_FILE, SegmentEmbedding, load_weights
+from generator.campaign import file_version
 from generator.swap.evasion import EmbeddingMeasures, WindowReference
 
 _comparers: dict[tuple[str, int, int], TripletComparer] = {}
@@ -137,16 +138,11 @@ class ComparerTarget:
         return embedding_measures(self.comparer, originals, fakes, times)
 
 
-def _stat_key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
 def learned_comparer(weights: Path = WEIGHTS_FILE) -> TripletComparer | None:
     """The comparer of `weights`, loaded once per weights version; None when there are none."""
     if not weights.is_file():
         return None
-    key = _stat_key(weights)
+    key = file_version(weights)
     if key not in _comparers:
         _comparers[key] = TripletComparer(load_weights(weights))
     return _comparers[key]

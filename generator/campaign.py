@@ -58,7 +58,8 @@ _models: dict[tuple[str, int, int], SwapModel] = {}
 _tracks: dict[tuple[str, int, int], list[Face | None]] = {}
 
 
-def _stat_key(path: Path) -> tuple[str, int, int]:
+def file_version(path: Path) -> tuple[str, int, int]:
+    """A file's version for caching what is loaded from it: resolved path, size, modification time."""
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
@@ -74,7 +75,7 @@ def shipped_model(weights: Path = DEFAULT_WEIGHTS) -> SwapModel:
     """The swap model of `weights`, loaded once per file version."""
     if not weights.is_file():
         raise NotApplicable(f"no face-swap weights at {weights}: run `make swap-weights`")
-    key = _stat_key(weights)
+    key = file_version(weights)
     if key not in _models:
         _models[key] = load_model(weights)[0]
     return _models[key]
@@ -93,7 +94,7 @@ def embedding_summary(measures: EmbeddingMeasures | None, suffix: str = "") -> d
 
 def face_track(video: Path) -> list[Face | None]:
     """The face track of a clip, computed once per file version; `NotApplicable` without a face."""
-    key = _stat_key(video)
+    key = file_version(video)
     if key in _tracks:
         return _tracks[key]
     frames = read_clip(video).frames
