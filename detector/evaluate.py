@@ -5,10 +5,11 @@ coffee, rocket and chelsea photos, synthetic scenes of unseen seeds):
 
 - `segments`: every 1 s window with every benign kind and two of every tamper kind, made in
   memory like the training data (but with other pictures and seeds);
-- `files`: real files made by `generator.variants` and `generator.tampers` (H.264 through PyAV)
-  from bigbuckbunny and from two held-out clips written to MP4, decoded the way the verifier
-  decodes (longer side at most 512): the original at 4 fps into stored segment embeddings, each
-  copy at 8 fps on its own clock, its times shifted by an alignment error of up to 1/8 s.
+- `files`: real files made by the generator's attacks (`FILE_ATTACKS` from the catalogue in
+  `generator.attacks`, H.264 through PyAV) of bigbuckbunny and of two held-out clips written to
+  MP4, decoded the way the verifier decodes (longer side at most 512): the original at 4 fps
+  into stored segment embeddings, each copy at 8 fps on its own clock, its times shifted by an
+  alignment error of up to 1/8 s.
 
 For each set, the learned comparer (shipped weights and calibration) and the PDQ/grid baseline
 (calibrated the same way on the same validation set) side by side: ROC AUC and TPR at 1% FPR of
@@ -28,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from detector import baseline, calibrate, data, evalset, swaps
 from detector.adjust import IDENTITY
 from detector.comparer import TripletComparer, assign_windows
 from detector.model import WEIGHTS_FILE, dequantise, load_weights, quantise
-from generator import tampers, variants
+from generator import attacks, tampers, variants
 
 EVAL_SEED = 31337
 SLICE_SEED = 2718
@@ -94,60 +96,36 @@ def _write_source(footage: data.Footage, path: Path, fps: int = 25) -> None:
     variants.write_clip(path, [footage.frame(k / fps) for k in range(count)], Fraction(fps), crf=16)
 
 
+# The generator's attacks (`generator.attacks`) the `files` set makes of each held-out clip.
+FILE_ATTACKS = (
+    "reencode_crf32",
+    "reencode_300k",
+    "downscale",
+    "letterbox",
+    "pillarbox",
+    "crop",
+    "colour",
+    "change_fps",
+    "paste_region",
+    "paste_solid",
+    "copy_move",
+    "replace_range",
+)
+
+
 def _file_cases(
-    src: Path, other: Path, work: Path, rng: np.random.Generator
-) -> list[tuple[str, Path, bool, Callable[[], Any]]]:
-    """(kind, output, tampered, make) for the generator's variants and tampers of `src`."""
+    src: Path, other: Path, work: Path, rng: np.random.Generator, clip: float
+) -> list[tuple[attacks.Attack, Path, Callable[[], attacks.Truth]]]:
+    """(attack, output, make) for the catalogue's `FILE_ATTACKS` of `src` (`clip` seconds long).
+
+    Tampers edit 2 s from 1 s in, spatial ones a random box of 0.3 x 0.3.
+    """
     box = (float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.1, 0.5)), 0.3, 0.3)
-    cases: list[tuple[str, Path, bool, Callable[[], Any]]] = [
-        (
-            "reencode crf32",
-            work / "v_crf.mp4",
-            False,
-            lambda: variants.reencode(src, work / "v_crf.mp4", crf=32),
-        ),
-        (
-            "reencode 300k",
-            work / "v_br.mp4",
-            False,
-            lambda: variants.reencode(src, work / "v_br.mp4", bitrate=300_000),
-        ),
-        (
-            "downscale 0.5",
-            work / "v_down.mp4",
-            False,
-            lambda: variants.downscale(src, work / "v_down.mp4", 0.5),
-        ),
-        ("letterbox", work / "v_lb.mp4", False, lambda: variants.letterbox(src, work / "v_lb.mp4")),
-        ("pillarbox", work / "v_pb.mp4", False, lambda: variants.pillarbox(src, work / "v_pb.mp4")),
-        ("crop 0.1", work / "v_crop.mp4", False, lambda: variants.crop(src, work / "v_crop.mp4", 0.1)),
-        ("colour", work / "v_col.mp4", False, lambda: variants.colour(src, work / "v_col.mp4")),
-        ("fps 15", work / "v_fps.mp4", False, lambda: variants.change_fps(src, work / "v_fps.mp4", 15)),
-        (
-            "paste texture",
-            work / "t_tex.mp4",
-            True,
-            lambda: tampers.paste_region(src, work / "t_tex.mp4", 1.0, 2.0, box, patch="texture"),
-        ),
-        (
-            "paste solid",
-            work / "t_sol.mp4",
-            True,
-            lambda: tampers.paste_region(src, work / "t_sol.mp4", 1.0, 2.0, box, patch="solid"),
-        ),
-        (
-            "copy-move (frame)",
-            work / "t_frm.mp4",
-            True,
-            lambda: tampers.paste_region(src, work / "t_frm.mp4", 1.0, 2.0, box, patch="frame"),
-        ),
-        (
-            "replace range",
-            work / "t_rep.mp4",
-            True,
-            lambda: tampers.replace_range(src, other, work / "t_rep.mp4", 1.0, 2.0),
-        ),
-    ]
+    at = attacks.Where(clip=clip, start=1.0, duration=2.0, box=box)
+    cases: list[tuple[attacks.Attack, Path, Callable[[], attacks.Truth]]] = []
+    for attack in attacks.pick(FILE_ATTACKS):
+        out = work / f"{attack.name}.mp4"
+        cases.append((attack, out, partial(attack.make, src, other, out, at)))
     return cases
 
 
@@ -175,10 +153,11 @@ def evaluate_files(
             dequantise(quantise(s), s.start, s.end, s.frames) for s in comparer.embed_video_frames(original)
         ]
         described = [(t, baseline.describe(rgb)) for t, rgb in original]
-        for kind, out, tampered, make in _file_cases(src, other, work, rng):
+        for attack, out, make in _file_cases(src, other, work, rng, len(original) / data.SAMPLE_FPS):
             truth = make()
-            ranges = truth.ranges if tampered else []
-            box = truth.regions[0] if tampered and truth.regions else None
+            kind = attack.name
+            ranges = truth.ranges if isinstance(truth, tampers.TamperTruth) else []
+            box = truth.regions[0] if isinstance(truth, tampers.TamperTruth) and truth.regions else None
             # The clip sampled at 8 fps on its own clock, placed with the aligner's error.
             phase, error = float(rng.uniform(0, 0.125)), float(rng.uniform(-0.125, 0.125))
             dense = [(t + error, rgb) for t, rgb in sample_file(out, 2 * data.SAMPLE_FPS, phase=phase)]
@@ -200,9 +179,10 @@ def evaluate_files(
                             evalset.Scored(result.score, result.cells, hit, kind, name, box if hit else None)
                         )
     # A window of a tampered file that the tamper does not touch is a benign segment of it.
+    tamper_names = {a.name for a in attacks.pick(FILE_ATTACKS) if a.kind == "tamper"}
     for rows in records.values():
         for k, r in enumerate(rows):
-            if not r.tampered and r.kind.split()[0] in ("paste", "copy-move", "replace"):
+            if not r.tampered and r.kind in tamper_names:
                 rows[k] = evalset.Scored(
                     r.score, r.cells, False, "untouched part of a tamper", r.source, None
                 )

@@ -6,10 +6,11 @@ the original's PDQ hashes for a few steps, which is the attack itself, not model
 original they cannot fake (no face in it, no weights) raises `NotApplicable` with the reason, so
 the evaluation records a skip instead of failing. Each fake's truth carries PDQ measures: how
 many swapped frames stay within Hamming distance 31 of the original frame, i.e. would pass a
-PDQ-only matcher as the original; and, with the detector's weights, the learned comparer's
-(`embedding_*`: its window scores against the original's, and how many windows it flags).
-The evasive swap aims at both fingerprints (`EVADE_TARGETS`) and also records the plain swap's
-distances it started from (`*_before`).
+PDQ-only matcher as the original; and, given the learned comparer as an `EmbeddingTarget`
+(the caller's: the generator never imports the detector; `detector.attack.shipped_target()`),
+its measures (`embedding_*`: its window scores against the original's, and how many windows it
+flags). The evasive swap aims at both fingerprints (`EVADE_TARGETS`) and also records the plain
+swap's distances it started from (`*_before`).
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.comparer import TripletComparer
-from detector.model import WEIGHTS_FILE as DETECTOR_WEIGHTS
-from detector.model import load_weights
 from generator.faces import Face, detect_faces, track_faces
 from generator.swap import DEFAULT_WEIGHTS
 from generator.swap.convert import swap_video
 from generator.swap.evasion import (
     PDQ_MATCH,
     EmbeddingMeasures,
+    EmbeddingTarget,
     Target,
-    embedding_measures,
     evade,
     pdq_bits,
 )
@@ -50,7 +48,6 @@ __all__ = [
     "embedding_summary",
     "face_swap",
     "face_track",
-    "learned_comparer",
     "pdq_measures",
     "shipped_model",
     "weights_digest",
@@ -59,10 +56,10 @@ __all__ = [
 
 _models: dict[tuple[str, int, int], SwapModel] = {}
 _tracks: dict[tuple[str, int, int], list[Face | None]] = {}
-_comparers: dict[tuple[str, int, int], TripletComparer] = {}
 
 
-def _stat_key(path: Path) -> tuple[str, int, int]:
+def file_version(path: Path) -> tuple[str, int, int]:
+    """A file's version for caching what is loaded from it: resolved path, size, modification time."""
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
@@ -78,20 +75,10 @@ def shipped_model(weights: Path = DEFAULT_WEIGHTS) -> SwapModel:
     """The swap model of `weights`, loaded once per file version."""
     if not weights.is_file():
         raise NotApplicable(f"no face-swap weights at {weights}: run `make swap-weights`")
-    key = _stat_key(weights)
+    key = file_version(weights)
     if key not in _models:
         _models[key] = load_model(weights)[0]
     return _models[key]
-
-
-def learned_comparer(weights: Path = DETECTOR_WEIGHTS) -> TripletComparer | None:
-    """The detector's comparer, loaded once per weights version; None when there are no weights."""
-    if not weights.is_file():
-        return None
-    key = _stat_key(weights)
-    if key not in _comparers:
-        _comparers[key] = TripletComparer(load_weights(weights))
-    return _comparers[key]
 
 
 def embedding_summary(measures: EmbeddingMeasures | None, suffix: str = "") -> dict[str, float]:
@@ -107,7 +94,7 @@ def embedding_summary(measures: EmbeddingMeasures | None, suffix: str = "") -> d
 
 def face_track(video: Path) -> list[Face | None]:
     """The face track of a clip, computed once per file version; `NotApplicable` without a face."""
-    key = _stat_key(video)
+    key = file_version(video)
     if key in _tracks:
         return _tracks[key]
     frames = read_clip(video).frames
@@ -150,11 +137,14 @@ def face_swap(
     evade_steps: int = 0,
     evade_lr: float = EVADE_LR,
     seed: int = 0,
+    target: EmbeddingTarget | None = None,
 ) -> TamperTruth:
     """Write `original` with its face swapped by the shipped weights; the truth and fingerprint measures.
 
     `evade_steps` > 0 makes the evasive swap: decoder B fine-tuned so the fake keeps the
-    original's fingerprints, both of `EVADE_TARGETS` (`evasion.evade`).
+    original's fingerprints, both of `EVADE_TARGETS` (`evasion.evade`). `target`: the learned
+    comparer the evasion attacks and that measures both fakes (`embedding_*`); without one the
+    evasion aims at PDQ alone and only PDQ is measured.
     """
     model = shipped_model(weights)
     track = face_track(original)
@@ -169,6 +159,7 @@ def face_swap(
             seed=seed,
             progress=False,
             faces=track,
+            target=target,
         )
     result = swap_video(model, original, out, progress=False, faces=track)
     if not any(result.changed):
@@ -177,9 +168,8 @@ def face_swap(
     clip = read_clip(original)
     fake = read_clip(out).frames
     measures = pdq_measures(clip.frames, fake, result.changed)
-    comparer = learned_comparer()
-    if comparer is not None:
-        measures |= embedding_summary(embedding_measures(comparer, clip.frames, fake, clip.times))
+    if target is not None:
+        measures |= embedding_summary(target.measure(clip.frames, fake, clip.times))
     if report is not None:
         measures["pdq_mean_distance_before"] = round(report.mean_distance_before, 2)
         measures |= embedding_summary(report.embedding_before, "_before")

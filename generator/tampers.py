@@ -1,6 +1,11 @@
 """Classic tampers of a source video, each with its ground truth in seconds (and regions) of the output.
 
-Every function writes a new H.264 video with PyAV (see `generator.variants`) and returns
+The edits themselves are written once, on arrays (`paste`, `blend`, `inpaint`, `recolour`,
+`texture_patch`): the file-level tampers here apply them to a decoded clip, and the detector's
+in-memory training and evaluation segments (`detector.data`) apply the same functions to the
+frames it samples. `generator.attacks` is the catalogue of what can be made, by name.
+
+Every file-level function writes a new H.264 video with PyAV (see `generator.variants`) and returns
 `TamperTruth`: the output seconds that were altered and, for spatial edits, the altered box as
 normalised ``[x, y, w, h]`` of the output frame. The evaluation flow scores the verifier's
 `tampered_ranges` and regions against these. A removal leaves nothing to point at but the cut, so
@@ -64,6 +69,68 @@ def texture_patch(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(patch)
 
 
+PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
+
+
+def blend(frame: np.ndarray, content: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`content` over `frame` through a float mask (H, W, 0..1): a feathered edit."""
+    alpha = mask[:, :, None]
+    return (alpha * content.astype(np.float32) + (1 - alpha) * frame.astype(np.float32)).astype(np.uint8)
+
+
+def paste(frame: np.ndarray, box: PixelBox, patch: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """A copy of `frame` with `patch` (box-sized RGB) over `box`; through `mask` when given.
+
+    A texture, a solid colour, a foreign object or a region of the same picture (copy-move) are
+    all this edit with another patch.
+    """
+    x0, y0, x1, y1 = box
+    out = frame.copy()
+    out[y0:y1, x0:x1] = patch
+    return out if mask is None else blend(frame, out, mask)
+
+
+def inpaint(
+    frame: np.ndarray, hole: np.ndarray, radius: int, box: PixelBox | None = None, margin: int = 8
+) -> np.ndarray:
+    """`frame` with `hole` (uint8, 255 where erased) filled from its surroundings (OpenCV's Telea).
+
+    Inpainting only looks a few pixels around the hole: with the hole's `box`, only the box and
+    `margin` pixels around it are worked on (much faster on a large frame).
+    """
+    if box is None:
+        return np.asarray(cv2.inpaint(frame, hole, radius, cv2.INPAINT_TELEA))
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = box
+    ra, rb = max(0, y0 - margin), min(height, y1 + margin)
+    ca, cb = max(0, x0 - margin), min(width, x1 + margin)
+    out = frame.copy()
+    out[ra:rb, ca:cb] = cv2.inpaint(
+        np.ascontiguousarray(frame[ra:rb, ca:cb]), hole[ra:rb, ca:cb], radius, cv2.INPAINT_TELEA
+    )
+    return out
+
+
+def recolour(
+    frame: np.ndarray,
+    hue_shift: float,
+    saturation: float,
+    value: float = 1.0,
+    *,
+    min_saturation: float = 0.0,
+    saturation_lift: float = 0.0,
+) -> np.ndarray:
+    """The whole frame with its hue turned by `hue_shift` (OpenCV's 0..179 hue) and its saturation
+    scaled (after raising it to `min_saturation`, then adding `saturation_lift`), value by `value`.
+    """
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[:, :, 0] = (hsv[:, :, 0] + hue_shift) % 180
+    hsv[:, :, 1] = np.clip(np.maximum(hsv[:, :, 1], min_saturation) * saturation + saturation_lift, 0, 255)
+    if value != 1.0:
+        hsv[:, :, 2] = np.clip(hsv[:, :, 2] * value, 0, 255)
+    return np.asarray(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB))
+
+
 def _frame_range(clip: Clip, start: float, duration: float) -> range:
     """Indexes of the frames shown in [start, start + duration)."""
     if start < 0 or duration <= 0:
@@ -95,44 +162,42 @@ def paste_region(
     `patch`: a random texture, a solid colour, or ("frame") the same box from a frame a few
     seconds away in the same clip, the copy-move edit that hides or duplicates an object.
     """
-    _check_box(box)
-    clip = read_clip(src)
-    width, height = clip.size
-    x0, y0, x1, y1 = _pixel_box(box, width, height)
-    indexes = _frame_range(clip, start, duration)
-    frames = list(clip.frames)
-    texture = texture_patch(x1 - x0, y1 - y0, seed)
-    solid = np.full_like(texture, (200, 40, 160))
-    shift = max(1, round(float(clip.fps) * (duration + 1.0)))
-    for i in indexes:
-        frame = frames[i].copy()
-        if patch == "texture":
-            frame[y0:y1, x0:x1] = texture
-        elif patch == "solid":
-            frame[y0:y1, x0:x1] = solid
+
+    def patched(clip: Clip, i: int, pixels: PixelBox) -> np.ndarray:
+        x0, y0, x1, y1 = pixels
+        if patch == "frame":
+            shift = max(1, round(float(clip.fps) * (duration + 1.0)))
+            content = clip.frames[(i + shift) % len(clip.frames)][y0:y1, x0:x1]
+        elif patch == "texture":
+            content = texture_patch(x1 - x0, y1 - y0, seed)
         else:
-            donor = clip.frames[(i + shift) % len(clip.frames)]
-            frame[y0:y1, x0:x1] = donor[y0:y1, x0:x1]
-        frames[i] = frame
-    write_clip(dst, frames, clip.fps)
-    region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
-    return TamperTruth(ranges=[_span(indexes, float(clip.fps))], regions=[region], kind=f"paste {patch}")
+            content = np.full((y1 - y0, x1 - x0, 3), (200, 40, 160), np.uint8)
+        return paste(clip.frames[i], pixels, content)
+
+    region, span = _edit_box(src, dst, start, duration, box, patched)
+    return TamperTruth(ranges=[span], regions=[region], kind=f"paste {patch}")
 
 
 def _edit_box(
-    src: Path, dst: Path, start: float, duration: float, box: Box, edit: Callable[[np.ndarray], np.ndarray]
+    src: Path,
+    dst: Path,
+    start: float,
+    duration: float,
+    box: Box,
+    edit: Callable[[Clip, int, PixelBox], np.ndarray],
 ) -> tuple[list[float], tuple[float, float]]:
-    """Apply `edit` to the `box` pixels of every frame in [start, start + duration); (region, span)."""
+    """Edit the `box` pixels of every frame in [start, start + duration); (region, span).
+
+    `edit(clip, i, pixels)` returns frame i edited; only its `box` pixels are kept.
+    """
     _check_box(box)
     clip = read_clip(src)
     width, height = clip.size
-    x0, y0, x1, y1 = _pixel_box(box, width, height)
+    pixels = x0, y0, x1, y1 = _pixel_box(box, width, height)
     indexes = _frame_range(clip, start, duration)
     frames = list(clip.frames)
     for i in indexes:
-        frame = frames[i].copy()
-        frame[y0:y1, x0:x1] = edit(frame)[y0:y1, x0:x1]
-        frames[i] = frame
+        frames[i] = paste(frames[i], pixels, edit(clip, i, pixels)[y0:y1, x0:x1])
     write_clip(dst, frames, clip.fps)
     region = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
     return region, _span(indexes, float(clip.fps))
@@ -153,12 +218,12 @@ def inpaint_region(
     that makes a person or a sign disappear without a visible patch.
     """
 
-    def erase(frame: np.ndarray) -> np.ndarray:
-        height, width = frame.shape[:2]
-        x0, y0, x1, y1 = _pixel_box(box, width, height)
-        mask = np.zeros((height, width), np.uint8)
-        mask[y0:y1, x0:x1] = 255
-        return np.asarray(cv2.inpaint(frame, mask, radius, cv2.INPAINT_TELEA))
+    def erase(clip: Clip, i: int, pixels: PixelBox) -> np.ndarray:
+        frame = clip.frames[i]
+        x0, y0, x1, y1 = pixels
+        hole = np.zeros(frame.shape[:2], np.uint8)
+        hole[y0:y1, x0:x1] = 255
+        return inpaint(frame, hole, radius, pixels, margin=2 * radius)
 
     region, span = _edit_box(src, dst, start, duration, box, erase)
     return TamperTruth(ranges=[span], regions=[region], kind="inpaint")
@@ -180,13 +245,10 @@ def recolour_region(
     brightness and structure stay and only the colour says something else.
     """
 
-    def recolour(frame: np.ndarray) -> np.ndarray:
-        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV).astype(np.int32)
-        hsv[..., 0] = (hsv[..., 0] + hue_shift) % 180  # OpenCV's 8-bit hue runs 0..179
-        hsv[..., 1] = np.clip(np.maximum(hsv[..., 1], 60) * saturation, 0, 255)
-        return np.asarray(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB))
+    def turn(clip: Clip, i: int, pixels: PixelBox) -> np.ndarray:
+        return recolour(clip.frames[i], hue_shift, saturation, min_saturation=60)
 
-    region, span = _edit_box(src, dst, start, duration, box, recolour)
+    region, span = _edit_box(src, dst, start, duration, box, turn)
     return TamperTruth(ranges=[span], regions=[region], kind="recolour")
 
 

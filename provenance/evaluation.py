@@ -16,15 +16,15 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 import generator
-from generator import tampers, variants
+from generator import attacks as catalogue
+from generator import tampers
 from generator.weights import SWAP_WEIGHTS as DEFAULT_SWAP_WEIGHTS
 from provenance import clients, devices, registry
 from provenance import fingerprint as fp
@@ -46,9 +46,9 @@ from provenance.signing import (
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["tamper", "benign"]
-Truth = tampers.TamperTruth | variants.VariantTruth
-Make = Callable[[Path, Path, Path, float], Truth]  # (original, other original, output, duration)
+Attack = catalogue.Attack
+Kind = catalogue.Kind
+Truth = catalogue.Truth
 
 DEFAULT_ORIGINALS = ("bikes.mp4", "carphone_pristine.mp4")
 PASTE_BOX = (0.55, 0.2, 0.3, 0.45)
@@ -56,33 +56,31 @@ PASTE_BOX = (0.55, 0.2, 0.3, 0.45)
 CUT_TOLERANCE_S = 0.5
 
 
-@dataclass(frozen=True)
-class Attack:
-    name: str
-    kind: Kind
-    make: Make
-
-
-def _span(duration: float) -> tuple[float, float]:
+def where(duration: float) -> catalogue.Where:
     """Where a tamper goes: a third of the way in, for two seconds or a quarter of the clip."""
     length = min(2.0, duration / 4)
-    return round(duration / 3, 2), round(length, 2)
+    return catalogue.Where(
+        clip=duration, start=round(duration / 3, 2), duration=round(length, 2), box=PASTE_BOX
+    )
 
 
-ATTACKS: tuple[Attack, ...] = (
-    Attack("paste_region", "tamper", lambda s, o, d, t: tampers.paste_region(s, d, *_span(t), box=PASTE_BOX)),
-    Attack("replace_range", "tamper", lambda s, o, d, t: tampers.replace_range(s, o, d, *_span(t))),
-    Attack("remove_range", "tamper", lambda s, o, d, t: tampers.remove_range(s, d, *_span(t))),
-    Attack("insert_frames", "tamper", lambda s, o, d, t: tampers.insert_frames(s, o, d, *_span(t))),
-    Attack("inpaint", "tamper", lambda s, o, d, t: tampers.inpaint_region(s, d, *_span(t), box=PASTE_BOX)),
-    Attack("recolour", "tamper", lambda s, o, d, t: tampers.recolour_region(s, d, *_span(t), box=PASTE_BOX)),
-    Attack("reencode", "benign", lambda s, o, d, t: variants.reencode(s, d, bitrate=150_000)),
-    Attack("downscale", "benign", lambda s, o, d, t: variants.downscale(s, d, 0.5)),
-    Attack("letterbox", "benign", lambda s, o, d, t: variants.letterbox(s, d)),
-    Attack("crop", "benign", lambda s, o, d, t: variants.crop(s, d, 0.10)),
-    Attack("colour", "benign", lambda s, o, d, t: variants.colour(s, d)),
-    Attack("subclip", "benign", lambda s, o, d, t: variants.subclip(s, d, t / 4, 3 * t / 4)),
-    Attack("change_fps", "benign", lambda s, o, d, t: variants.change_fps(s, d, 15.0)),
+# What each run makes, from the generator's catalogue (`generator.attacks`), face swaps added below.
+ATTACKS: tuple[Attack, ...] = catalogue.pick(
+    (
+        "paste_region",
+        "replace_range",
+        "remove_range",
+        "insert_frames",
+        "inpaint",
+        "recolour",
+        "reencode",
+        "downscale",
+        "letterbox",
+        "crop",
+        "colour",
+        "subclip",
+        "change_fps",
+    )
 )
 
 
@@ -98,16 +96,26 @@ SWAP_WEIGHTS: Path = DEFAULT_SWAP_WEIGHTS
 EVADE_STEPS: int = 100
 
 
-def _swap(evade: bool) -> Make:
+def _swap(evade: bool) -> catalogue.Make:
     """A face swap of the original by the shipped weights (globals read per call: tests move them).
 
-    `generator.campaign` (torch) is imported on first use, not when the service starts.
+    The evasion attacks, and both swaps are measured by, the shipped learned comparer
+    (`detector.attack.shipped_target`, None without its weights): the generator never imports
+    the detector, so the evaluation hands it over. `generator.campaign` and the detector (torch)
+    are imported on first use, not when the service starts.
     """
 
-    def make(src: Path, other: Path, dst: Path, duration: float) -> Truth:
+    def make(src: Path, other: Path, dst: Path, at: catalogue.Where) -> Truth:
+        from detector.attack import shipped_target
         from generator import campaign
 
-        return campaign.face_swap(src, dst, weights=SWAP_WEIGHTS, evade_steps=EVADE_STEPS if evade else 0)
+        return campaign.face_swap(
+            src,
+            dst,
+            weights=SWAP_WEIGHTS,
+            evade_steps=EVADE_STEPS if evade else 0,
+            target=shipped_target(),
+        )
 
     return make
 
@@ -402,7 +410,7 @@ class Evaluator:
                 for attack in chosen:
                     out = Path(tmp) / f"{attack.name}-{i}{original.suffix}"
                     try:
-                        truth = attack.make(original, other, out, duration)
+                        truth = attack.make(original, other, out, where(duration))
                     except tampers.NotApplicable as exc:
                         skipped.setdefault(attack.name, []).append(str(exc))
                         if progress:

@@ -11,12 +11,12 @@ side of the median as the original's. The whole conversion
 (Reinhard colour transfer in Lab, feathered mask, inverse warp) is rebuilt in torch for the
 gradient; the result is measured with the real `pdqhash` on the written video.
 
-The learned comparer (`detector`) is the second target: registration stores, per window of 4
-frames sampled at 4 fps, a global and 8x8 cell embeddings, and the verifier flags a window whose
-largest distance exceeds a calibrated threshold. Its input preparation (bars cut, INTER_AREA to
-64x64) is linear once the bars are fixed, so it is replayed exactly in torch (`prepare_torch`)
-and the loss pulls the swapped windows' embeddings towards the original's through the frozen
-network. Measured with the real comparer on the written video.
+The learned comparer is the second target. The generator never imports the detector: the caller
+hands the evasion the embedding it attacks as an `EmbeddingTarget` (the shipped comparer as one
+is `detector.attack.ComparerTarget`): which frames registration groups into windows, what it
+stores of the original per window, a differentiable embedding of swapped windows, and the
+comparer's own measures of a fake. The loss pulls the swapped windows' embeddings towards the
+original's through the frozen network; the result is measured by the target on the written video.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-import cv2
 import numpy as np
 import pdqhash
 import torch
@@ -37,9 +36,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from detector.comparer import FRAMES_PER_SEGMENT, SAMPLE_FPS, TripletComparer
-from detector.frames import content_box
-from detector.model import WEIGHTS_FILE, SegmentEmbedding, load_weights
 from generator.faces import Face, align, face_oval, track_faces
 from generator.swap.augment import to_tensor
 from generator.swap.convert import SwapResult, swap_video
@@ -171,39 +167,6 @@ def paste_torch(frames: Tensor, faces: Tensor, masks: Tensor, matrices: Tensor) 
     return frames * (1 - alpha) + face * alpha
 
 
-def sample_indices(times: Sequence[float], fps: float = SAMPLE_FPS) -> list[int]:
-    """Indexes of the frames fingerprinting samples: the first at or after each k/fps.
-
-    The same rule as `provenance.fingerprint` (which generator may not import), so the windows
-    the evasion aims at are the ones registration stores.
-    """
-    picks: list[int] = []
-    next_k = 0
-    for i, t in enumerate(times):
-        if t + 1e-6 < next_k / fps:
-            continue
-        next_k = math.floor(t * fps + 1e-6) + 1
-        picks.append(i)
-    return picks
-
-
-def _area_matrix(n: int, side: int) -> Tensor:
-    """(side, n): cv2's INTER_AREA along one axis as a matrix (it is linear and separable)."""
-    eye = np.eye(n, dtype=np.float32)
-    return torch.from_numpy(cv2.resize(eye, (n, side), interpolation=cv2.INTER_AREA))
-
-
-def prepare_torch(frame: Tensor, box: tuple[int, int, int, int], side: int) -> Tensor:
-    """Differentiable `detector.frames.prepare` of one (3, H, W) frame in 0..1 with its bars at `box`.
-
-    The bars are found on the original (the swap draws inside the picture), so only the linear
-    crop and area resize remain; they match cv2's to within its uint8 rounding.
-    """
-    top, bottom, left, right = box
-    crop = frame[:, top:bottom, left:right]
-    return _area_matrix(bottom - top, side) @ crop @ _area_matrix(right - left, side).T
-
-
 def _distance(a: Tensor, b: Tensor) -> Tensor:
     """Euclidean distance over the last axis, with a finite gradient at zero."""
     return ((a - b) ** 2).sum(dim=-1).add(1e-12).sqrt()
@@ -236,37 +199,43 @@ class EmbeddingMeasures:
     windows: int
 
 
-def original_windows(
-    comparer: TripletComparer, originals: Sequence[np.ndarray], times: Sequence[float]
-) -> list[SegmentEmbedding]:
-    """What registration stores for these frames: embeddings of 4 fps windows of 4 frames."""
-    picks = sample_indices(times)
-    return comparer.embed_video_frames([(times[i], originals[i]) for i in picks])
+@dataclass(frozen=True)
+class WindowReference:
+    """What registration stored of an original, window by window, for an `EmbeddingTarget`.
+
+    `windows[w]` are the indexes of the original's frames window w embeds; `cells[w]` (G, G, D)
+    and `global_vecs[w]` (D,) its stored embeddings.
+    """
+
+    windows: list[list[int]]
+    cells: list[np.ndarray]
+    global_vecs: list[np.ndarray]
 
 
-def embedding_measures(
-    comparer: TripletComparer,
-    originals: Sequence[np.ndarray],
-    fakes: Sequence[np.ndarray],
-    times: Sequence[float],
-    stored: list[SegmentEmbedding] | None = None,
-) -> EmbeddingMeasures:
-    """Each window of `fakes` (same timing as `originals`) scored against the original's window."""
-    picks = sample_indices(times)
-    stored = stored if stored is not None else original_windows(comparer, originals, times)
-    groups = [picks[i : i + FRAMES_PER_SEGMENT] for i in range(0, len(picks), FRAMES_PER_SEGMENT)]
-    scores, globs = [], []
-    for group, window in zip(groups, stored, strict=True):
-        score, _, glob_d = comparer.score([fakes[i] for i in group], window)
-        scores.append(score)
-        globs.append(glob_d)
-    s = np.asarray(scores)
-    return EmbeddingMeasures(
-        mean_score=round(float(s.mean()), 4),
-        mean_global=round(float(np.mean(globs)), 4),
-        flagged_rate=round(float(np.mean(s > comparer.threshold)), 4),
-        windows=len(scores),
-    )
+class EmbeddingTarget(Protocol):
+    """A learned comparer as the evasion attacks it, handed in by the caller.
+
+    The generator never imports the detector; `detector.attack.ComparerTarget` wraps the
+    shipped comparer as one.
+    """
+
+    def reference(self, originals: Sequence[np.ndarray], times: Sequence[float]) -> WindowReference:
+        """What registration stores of these frames (decoded at `times` seconds)."""
+        ...
+
+    def embed(self, windows: Sequence[Sequence[tuple[Tensor, np.ndarray]]]) -> tuple[Tensor, Tensor]:
+        """Differentiable (cells (W, G, G, D), globals (W, D)) of windows of swapped frames.
+
+        Each window lists (frame (3, H, W) in 0..1, the original frame it replaces), the original
+        telling where the picture's bars are.
+        """
+        ...
+
+    def measure(
+        self, originals: Sequence[np.ndarray], fakes: Sequence[np.ndarray], times: Sequence[float]
+    ) -> EmbeddingMeasures:
+        """The comparer's view of `fakes` (same timing as `originals`) against the original."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -276,7 +245,7 @@ class EvasionReport:
     `within_*` is the fraction of swapped frames within PDQ `threshold`; `face_change_*` the mean
     absolute difference (levels) of the drawn face from the original face, so a "success"
     that stopped swapping shows. `embedding_*` are the learned comparer's measures
-    (`EmbeddingMeasures`), None without detector weights; they are measured whichever
+    (`EmbeddingMeasures`), None without an `EmbeddingTarget`; they are measured whichever
     `targets` the fine-tuning aimed at.
     """
 
@@ -301,8 +270,7 @@ def _measure(
     originals: list[np.ndarray],
     times: list[float],
     threshold: int,
-    comparer: TripletComparer | None,
-    stored: list[SegmentEmbedding] | None,
+    target: EmbeddingTarget | None,
 ) -> tuple[float, float, float, EmbeddingMeasures | None]:
     frames = read_clip(result.path).frames
     distances, changes = [], []
@@ -316,8 +284,8 @@ def _measure(
         x1, y1 = round((region[0] + region[2]) * w), round((region[1] + region[3]) * h)
         changes.append(float(np.abs(orig[y0:y1, x0:x1].astype(int) - fake[y0:y1, x0:x1].astype(int)).mean()))
     learned = None
-    if comparer is not None and stored is not None:
-        learned = embedding_measures(comparer, originals, frames, times, stored)
+    if target is not None:
+        learned = target.measure(originals, frames, times)
     if not distances:
         return 0.0, 0.0, 0.0, learned
     d = np.asarray(distances)
@@ -374,14 +342,15 @@ def evade(
     batch: int = 16,
     progress: bool = True,
     faces: list[Face | None] | None = None,
-    detector_weights: Path | None = WEIGHTS_FILE,
+    target: EmbeddingTarget | None = None,
 ) -> tuple[SwapModel, EvasionReport]:
     """A copy of `model` with decoder B fine-tuned so the swap keeps `target_video`'s fingerprints.
 
     Trains on the target's own frames (the adversary has the original it fakes). `targets`:
     "pdq" (hinge on the hash proxy) and/or "embedding" (the learned comparer's window embeddings,
     global and per cell, pulled towards the original's by `embedding_loss`, `windows_per_step`
-    windows a step). Without detector weights the embedding target is dropped and not measured.
+    windows a step), through `target`, the comparer attacked (the caller's: the generator never
+    imports the detector). Without a target, "embedding" is dropped and nothing learned is measured.
     The keep term holds the drawn face and its mask near the plain swap's, so the fake stays a
     swap: pulling the embeddings in also pulls the pixels towards the original face, so its
     default is 30x `evade_pdq`'s. Measured on carphone with the shipped weights, 100 steps,
@@ -393,12 +362,9 @@ def evade(
     unknown = set(targets) - {"pdq", "embedding"}
     if unknown or not targets:
         raise ValueError(f"evasion targets are 'pdq' and/or 'embedding', not {sorted(unknown) or 'none'}")
-    comparer = None
-    if detector_weights is not None and detector_weights.is_file():
-        comparer = TripletComparer(load_weights(detector_weights))
-    aims = tuple(t for t in targets if t != "embedding" or comparer is not None)
+    aims = tuple(t for t in targets if t != "embedding" or target is not None)
     if not aims:
-        raise ValueError(f"the embedding target needs detector weights, none at {detector_weights}")
+        raise ValueError("the embedding target needs an EmbeddingTarget (the comparer to evade), none given")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     clip = read_clip(target_video)
@@ -407,15 +373,14 @@ def evade(
     slots = [(k, align(originals[k], face, model.config.size)) for k, face in enumerate(tracked) if face]
     if not slots:
         raise ValueError(f"no face found in {target_video}")
-    stored = original_windows(comparer, originals, times) if comparer is not None else None
+    stored = target.reference(originals, times) if target is not None and "embedding" in aims else None
     with tempfile.TemporaryDirectory() as tmp:
         before = _measure(
             swap_video(model, target_video, Path(tmp) / "before.mp4", progress=False, faces=tracked),
             originals,
             times,
             threshold,
-            comparer,
-            stored,
+            target,
         )
     tuned = copy.deepcopy(model)
     tuned.eval()
@@ -427,16 +392,11 @@ def evade(
         reference, reference_mask = tuned.decoder_b(codes)
         bits = torch.from_numpy(np.stack([pdq_grid(originals[k]) for k, _ in slots]))
     region = torch.from_numpy(face_oval(model.config.size) > 0.5).float()[None, None]
-    # Windows of sampled frames (frame index, slot or None when no face there) and their targets.
+    # The target's windows that show the face somewhere: the ones the embedding loss draws from.
     slot_of = {k: s for s, (k, _) in enumerate(slots)}
-    picks = sample_indices(times)
-    groups = [picks[i : i + FRAMES_PER_SEGMENT] for i in range(0, len(picks), FRAMES_PER_SEGMENT)]
-    windows = [g for g in groups if any(k in slot_of for k in g)] if "embedding" in aims else []
-    window_targets = [w for g, w in zip(groups, stored or [], strict=False) if any(k in slot_of for k in g)]
-    net = comparer.net if comparer is not None else None
-    if net is not None:
-        for p in net.parameters():
-            p.requires_grad_(False)
+    chosen_windows = [
+        w for w, g in enumerate(stored.windows if stored is not None else []) if any(k in slot_of for k in g)
+    ]
     params = list(tuned.decoder_b.parameters())
     optimiser = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
     for p in tuned.encoder.parameters():
@@ -459,28 +419,24 @@ def evade(
             # Both heads are held: left free, the mask shrinks until the original shows through,
             # which keeps the hashes by undoing the swap.
             keeps.append(F.mse_loss(rgb, reference[pick]) + F.mse_loss(mask, reference_mask[pick]))
-        if windows and net is not None:
-            chosen = torch.randperm(len(windows), generator=generator)[:windows_per_step].tolist()
-            in_face = [k for w in chosen for k in windows[w] if k in slot_of]
+        if stored is not None and target is not None and chosen_windows:
+            draw = torch.randperm(len(chosen_windows), generator=generator)[:windows_per_step].tolist()
+            chosen = [chosen_windows[i] for i in draw]
+            in_face = [k for w in chosen for k in stored.windows[w] if k in slot_of]
             pick = torch.tensor([slot_of[k] for k in in_face])
             swapped, rgb, mask = render(pick)
             drawn = dict(zip(in_face, swapped, strict=True))
             keeps.append(F.mse_loss(rgb, reference[pick]) + F.mse_loss(mask, reference_mask[pick]))
-            side = net.config.side
-            batch_frames = []
-            for w in chosen:
-                seq = []
-                for k in windows[w]:
-                    frame = drawn[k] if k in drawn else to_tensor(originals[k][None])[0]
-                    seq.append(prepare_torch(frame, content_box(originals[k]), side))
-                seq += [seq[-1]] * (FRAMES_PER_SEGMENT - len(seq))  # padding, masked out below
-                batch_frames.append(torch.stack(seq))
-            valid = torch.tensor(
-                [[j < len(windows[w]) for j in range(FRAMES_PER_SEGMENT)] for w in chosen], dtype=torch.bool
-            )
-            cells, glob = net(torch.stack(batch_frames), valid)
-            target_cells = torch.from_numpy(np.stack([window_targets[w].cells for w in chosen]))
-            target_glob = torch.from_numpy(np.stack([window_targets[w].global_vec for w in chosen]))
+            batch_windows = [
+                [
+                    (drawn[k] if k in drawn else to_tensor(originals[k][None])[0], originals[k])
+                    for k in stored.windows[w]
+                ]
+                for w in chosen
+            ]
+            cells, glob = target.embed(batch_windows)
+            target_cells = torch.from_numpy(np.stack([stored.cells[w] for w in chosen]))
+            target_glob = torch.from_numpy(np.stack([stored.global_vecs[w] for w in chosen]))
             losses["embed"] = embedding_weight * embedding_loss(cells, glob, target_cells, target_glob)
         keep = torch.stack(keeps).mean()
         loss = sum(losses.values(), start=keep_weight * keep * 100)
@@ -500,8 +456,7 @@ def evade(
             originals,
             times,
             threshold,
-            comparer,
-            stored,
+            target,
         )
     report = EvasionReport(
         steps=steps,

@@ -55,11 +55,8 @@ def test_face_swap_of_an_original_with_its_truth_and_measures(
     assert evasive.kind == "evasive_face_swap"
     assert evasive.measures["pdq_mean_distance"] < truth.measures["pdq_mean_distance"]
     assert evasive.measures["pdq_mean_distance_before"] == truth.measures["pdq_mean_distance"]
-    if campaign.learned_comparer() is not None:
-        # The evasion aims at the learned comparer too: its window scores come down as well.
-        assert truth.measures["embedding_mean_score"] > 0
-        assert evasive.measures["embedding_mean_score_before"] == truth.measures["embedding_mean_score"]
-        assert evasive.measures["embedding_mean_score"] < truth.measures["embedding_mean_score"]
+    # No learned comparer handed over: nothing learned is measured (tests/detector/test_attack.py).
+    assert not any(key.startswith("embedding_") for key in (*truth.measures, *evasive.measures))
 
 
 def test_what_cannot_be_faked_is_not_applicable(tmp_path: Path, clips: tuple[Path, Path]) -> None:
