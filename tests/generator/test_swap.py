@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from detector.frames import content_box, prepare
+from detector.inputs import prepare
 from detector.model import WEIGHTS_FILE as DETECTOR_WEIGHTS
+from frames.bars import content_box
 from generator.faces import align, paste_back, track_faces
 from generator.swap import DEFAULT_WEIGHTS, SwapModel, SwapResult, generate_swap, swap_video, write_astronaut
 from generator.swap.augment import random_views, to_tensor, to_uint8
