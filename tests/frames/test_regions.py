@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frames.regions import box_iou, bounding_box, merge_ranges, regions_of, time_iou, total_length
+from frames.regions import bounding_box, box_iou, merge_ranges, regions_of, time_iou, total_length
 
 
 def test_regions_are_normalised_boxes_of_connected_cells_largest_first() -> None:
