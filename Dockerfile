@@ -17,11 +17,13 @@ COPY pyproject.toml README.md ./
 COPY provenance/__init__.py provenance/__init__.py
 COPY detector/__init__.py detector/__init__.py
 COPY generator/__init__.py generator/__init__.py
+COPY frames/__init__.py frames/__init__.py
 RUN pip install . && pip uninstall -y provenance
 COPY contracts/build contracts/build
 COPY provenance provenance
 COPY detector detector
 COPY generator generator
+COPY frames frames
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /data provenance \
     && mkdir -p /data && chown provenance /data

@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from provenance.fingerprint import GRID_BYTES, VERSION_1, Fingerprint, FrameHash
+from frames.descriptor import GRID_BYTES
+from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash
 from provenance.index import MATCH_DISTANCE, FrameIndex
 
 _BATCH = 20_000  # originals per add_batch call

@@ -10,7 +10,7 @@ moves, and compares the clip through it. Nothing of the original is needed beyon
 embedding. The search is greedy, one stage at a time (`STAGES`: left and right crop, top and
 bottom crop, gamma and saturation), 25 candidates in all.
 
-An `Adjustment` acts on the comparer's 64x64 squares (`detector.frames.prepare`), not on frames.
+An `Adjustment` acts on the comparer's 64x64 squares (`detector.inputs.prepare`), not on frames.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from detector.comparer import FRAMES_PER_SEGMENT, SAMPLE_FPS, TripletComparer
-from detector.frames import content_box
 from detector.model import WEIGHTS_FILE, SegmentEmbedding, load_weights
+from frames.bars import content_box
 from generator.campaign import file_version
 from generator.swap.evasion import EmbeddingMeasures, WindowReference
 
@@ -61,7 +61,7 @@ def _area_matrix(n: int, side: int) -> Tensor:
 
 
 def prepare_torch(frame: Tensor, box: tuple[int, int, int, int], side: int) -> Tensor:
-    """Differentiable `detector.frames.prepare` of one (3, H, W) frame in 0..1 with its bars at `box`.
+    """Differentiable `detector.inputs.prepare` of one (3, H, W) frame in 0..1 with its bars at `box`.
 
     The bars are found on the original (the swap draws inside the picture), so only the linear
     crop and area resize remain; they match cv2's to within its uint8 rounding.

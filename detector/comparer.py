@@ -42,13 +42,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from detector import adjust
 from detector.adjust import IDENTITY, Adjustment
-from detector.frames import Prepared, prepare
+from detector.inputs import Prepared, prepare
 from detector.model import (
     EMBEDDING_BYTES,
     GRID,
@@ -63,6 +62,7 @@ from detector.model import (
     quantise,
     to_tensor,
 )
+from frames.regions import regions_of
 
 SAMPLE_FPS = 4.0
 FRAMES_PER_SEGMENT = 4
@@ -104,17 +104,6 @@ class SegmentResult:
     global_distance: float
     flagged: np.ndarray  # (GRID, GRID) bool
     regions: list[list[float]] = field(default_factory=list)
-
-
-def regions_of(mask: np.ndarray) -> list[list[float]]:
-    """Bounding boxes, normalised [x, y, w, h], of the 8-connected groups of flagged cells (largest first)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    rows, cols = mask.shape
-    boxes = [
-        [float(x) / cols, float(y) / rows, float(w) / cols, float(h) / rows]
-        for x, y, w, h, _ in stats[1:count].tolist()
-    ]
-    return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
 
 
 def group_windows(

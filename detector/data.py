@@ -42,8 +42,9 @@ import cv2
 import numpy as np
 import skimage.data
 
-from detector.frames import SIDE, cell_fractions, content_box, prepare, prepare_mask
+from detector.inputs import SIDE, cell_fractions, prepare, prepare_mask
 from detector.model import GRID
+from frames.bars import content_box
 from generator.attacks import SEGMENT_TAMPERS
 from generator.tampers import blend, inpaint, paste, recolour, texture_patch
 from generator.variants import read_clip

@@ -12,8 +12,9 @@ with the original's frames around their times.
 
 Metrics: ROC AUC and TPR at 1% FPR of the segment score; at the calibrated threshold, the
 detection rate per tamper kind, the false-positive rate per benign kind, and localisation IoU of
-the flagged regions' bounding box with the true box (as `provenance.evaluation.box_iou` does),
-over detected spatial tampers and over all of them (a missed one counting 0).
+the flagged regions' bounding box with the true box (`frames.regions.box_iou`, as
+`provenance.evaluation` scores it), over detected spatial tampers and over all of them (a missed
+one counting 0).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from detector import baseline, data
-from detector.comparer import TripletComparer, regions_of
+from detector.comparer import TripletComparer
 from detector.model import GRID, dequantise, quantise
+from frames.regions import box_iou, regions_of
 
 TimedFrame = tuple[float, np.ndarray]
 FULL_REENCODE = "reencode-25"
@@ -219,21 +221,6 @@ def tpr_at_fpr(benign: Sequence[float], tampered: Sequence[float], fpr: float = 
     return float(np.mean(np.asarray(tampered) > threshold))
 
 
-def box_iou(found: Sequence[Sequence[float]], truth: Sequence[float]) -> float:
-    """IoU of the bounding box of the flagged regions with the true box (0 when nothing was flagged)."""
-    if not found:
-        return 0.0
-    x0 = min(b[0] for b in found)
-    y0 = min(b[1] for b in found)
-    x1 = max(b[0] + b[2] for b in found)
-    y1 = max(b[1] + b[3] for b in found)
-    tx0, ty0, tx1, ty1 = truth[0], truth[1], truth[0] + truth[2], truth[1] + truth[3]
-    iw, ih = max(0.0, min(x1, tx1) - max(x0, tx0)), max(0.0, min(y1, ty1) - max(y0, ty0))
-    inter = iw * ih
-    union = (x1 - x0) * (y1 - y0) + truth[2] * truth[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def flagged_regions(record: Scored, threshold: float, cell_threshold: float) -> list[list[float]]:
     """Regions a comparer with these thresholds reports for a record (none when not tampered)."""
     if record.score <= threshold:
@@ -252,7 +239,7 @@ def localisation(records: Sequence[Scored], threshold: float, cell_threshold: fl
         if not r.tampered or r.truth_box is None:
             continue
         regions = flagged_regions(r, threshold, cell_threshold)
-        iou = box_iou(regions, r.truth_box)
+        iou = box_iou(regions, [r.truth_box])
         every.append(iou)
         if r.score > threshold:
             detected.append(iou)

@@ -6,7 +6,7 @@ A segment's embedding has two parts, both L2-normalised so distances are bounded
   picture, so the comparer can say *where* a segment differs;
 - `global_vec`: one `GLOBAL_DIM` vector for the whole picture over the segment.
 
-Per frame, `FrameEncoder` turns the 64x64 RGB square (`detector.frames.prepare`) into an 8x8
+Per frame, `FrameEncoder` turns the 64x64 RGB square (`detector.inputs.prepare`) into an 8x8
 feature map (cell features) and a pooled vector (global features). `TemporalAggregator` then
 pools those over the segment's frames with masked attention (plus a masked max, so one foreign
 frame among four still moves the embedding), a GRU running over the global features first.
@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from detector.frames import SIDE
+from detector.inputs import SIDE
 
 GRID = 8
 CELL_DIM = 16

@@ -2,10 +2,8 @@
 
 The classic swaps and the animated footage need more than the Haar eyes of `generator.faces`:
 eye corners and the nose from dlib's 5-point predictor, and dlib's 128-d ResNet embedding to
-check that a swap really changed who is on screen. Only the CC0 models are used (HOG detector,
-5-point predictor, ResNet recogniser); the 68-point predictor is trained on iBUG 300-W, whose
-terms forbid commercial use. Model files come from the `face-recognition-models` package, found
-by its location: importing it needs pkg_resources.
+check that a swap really changed who is on screen. The models (CC0 only, files checked against
+their SHA-256) are the fingerprint's face channel's: `frames.faces`.
 
 Faces are described in a *face frame*: origin between the eye centres, unit vector `u` along
 the eye line (length = eye distance), `v` the same turned 90° down the face. Mouth, chin and the
@@ -15,16 +13,15 @@ on two faces gives corresponding points.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from frames.faces import face_models, landmark_points
 
 # Detection runs on a copy whose shorter side is at least this long: dlib's HOG window is 80
 # pixels, so the 60-pixel faces of 144-line video need upscaling.
@@ -35,34 +32,6 @@ MOUTH_CORNERS = ((-0.42, 1.15), (0.42, 1.15))
 # The face oval used for masks: centre and semi-axes in eye distances (brows to chin, cheeks).
 OVAL_CENTRE = (0.0, 0.55)
 OVAL_AXES = (0.95, 1.3)
-
-
-def models_dir() -> Path:
-    """Where `face-recognition-models` keeps dlib's model files (without importing it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("face-recognition-models is not installed: it carries dlib's models")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-class _Models:
-    """dlib's detector, 5-point predictor and recogniser, loaded once per process."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        folder = models_dir()
-        self.dlib: Any = dlib
-        self.detector: Any = dlib.get_frontal_face_detector()
-        self.predictor: Any = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
-        self.recogniser: Any = dlib.face_recognition_model_v1(
-            str(folder / "dlib_face_recognition_resnet_model_v1.dat")
-        )
-
-
-@cache
-def _models() -> _Models:
-    return _Models()
 
 
 @dataclass(frozen=True)
@@ -148,10 +117,9 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _shape(rgb: np.ndarray, box: tuple[float, float, float, float]) -> Any:
-    m = _models()
+    m = face_models()
     x, y, w, h = box
-    rect = m.dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
-    return m.predictor(rgb, rect)
+    return m.shape(rgb, m.rectangle(x, y, x + w, y + h))
 
 
 def detect(image: np.ndarray, *, upsample: int = 0, min_score: float = 0.0) -> list[Landmarks]:
@@ -160,14 +128,12 @@ def detect(image: np.ndarray, *, upsample: int = 0, min_score: float = 0.0) -> l
     height, width = rgb.shape[:2]
     scale = max(1.0, _DETECT_SIDE / min(height, width))
     view = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    m = _models()
+    m = face_models()
     rects, scores, _ = m.detector.run(view, upsample, min_score)
     found: list[Landmarks] = []
     for rect, score in zip(rects, scores, strict=True):
-        shape = m.predictor(view, rect)
-        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64) / scale
         box = (rect.left() / scale, rect.top() / scale, rect.width() / scale, rect.height() / scale)
-        found.append(Landmarks(box, points, float(score)))
+        found.append(Landmarks(box, landmark_points(m.shape(view, rect)) / scale, float(score)))
     return sorted(found, key=lambda f: -(f.score + 1.0) * f.box[2])
 
 
@@ -180,8 +146,7 @@ def largest(image: np.ndarray, *, upsample: int = 0) -> Landmarks | None:
 def embed(image: np.ndarray, face: Landmarks) -> np.ndarray:
     """dlib's 128-d identity embedding (distance < 0.6: probably the same person)."""
     rgb = _to_rgb(image)
-    descriptor = _models().recogniser.compute_face_descriptor(rgb, _shape(rgb, face.box))
-    return np.asarray(descriptor, dtype=np.float64)
+    return face_models().embedding(rgb, _shape(rgb, face.box))
 
 
 def _near(face: Landmarks, previous: Landmarks) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 import generator
+from frames.regions import box_iou, time_iou
 from generator import attacks as catalogue
 from generator import tampers
 from generator.weights import SWAP_WEIGHTS as DEFAULT_SWAP_WEIGHTS
@@ -135,49 +136,6 @@ def weights_digest() -> str | None:
     return hashlib.sha256(SWAP_WEIGHTS.read_bytes()).hexdigest() if SWAP_WEIGHTS.is_file() else None
 
 
-def _merge(ranges: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for start, end in sorted((float(a), float(b)) for a, b in ranges):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def _length(ranges: Sequence[tuple[float, float]]) -> float:
-    return sum(max(0.0, b - a) for a, b in ranges)
-
-
-def time_iou(found: Sequence[Sequence[float]], truth: Sequence[Sequence[float]]) -> float:
-    """IoU in seconds; a zero-length truth (a cut) is widened by the cut tolerance."""
-    widened = [(a - CUT_TOLERANCE_S, b + CUT_TOLERANCE_S) if b - a < 1e-6 else (a, b) for a, b in truth]
-    f, t = _merge(found), _merge(widened)
-    inter = _length([(max(a, c), min(b, d)) for a, b in f for c, d in t])
-    union = _length(f) + _length(t) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def box_iou(found: Sequence[Sequence[float]], truth: Sequence[Sequence[float]]) -> float:
-    """IoU of the bounding boxes of the flagged regions and of the true regions."""
-    if not found or not truth:
-        return 0.0
-
-    def bbox(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
-        return (
-            min(b[0] for b in boxes),
-            min(b[1] for b in boxes),
-            max(b[0] + b[2] for b in boxes),
-            max(b[1] + b[3] for b in boxes),
-        )
-
-    a, b = bbox(found), bbox(truth)
-    iw, ih = max(0.0, min(a[2], b[2]) - max(a[0], b[0])), max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def score(attack: Attack, truth: Truth, result: dict[str, Any], registration_id: str) -> dict[str, float]:
     """One sample's outcome: detected / false positive, and how well it was localised."""
     match = result.get("match") or {}
@@ -189,7 +147,7 @@ def score(attack: Attack, truth: Truth, result: dict[str, Any], registration_id:
     sample = {"detected": float(detected), "authentic": float(result.get("verdict") == "authentic")}
     sample.update(truth.measures)
     if detected:
-        sample["time_iou"] = time_iou(match.get("tampered_ranges", []), truth.ranges)
+        sample["time_iou"] = time_iou(match.get("tampered_ranges", []), truth.ranges, CUT_TOLERANCE_S)
         if truth.regions:
             flagged = [
                 r for s in match.get("segments", []) if s.get("tampered") for r in s.get("regions", [])

@@ -8,11 +8,8 @@ eye regions of the aligned face, so that a changed expression or mouth shows as 
 person. Faces are linked into tracks by position and identity. The instants that were looked at
 are recorded too, so that "no face here" is a fact a verifier can rely on.
 
-Models (from the `face-recognition-models` package, loaded from its files, nothing downloaded):
-dlib's HOG frontal face detector (built into dlib), the 5-point landmark predictor and the ResNet
-face recognition model, both released into the public domain (CC0) by dlib's author. The
-68-point predictor in the same package is not used: its training data forbids commercial use.
-Each file is checked against its SHA-256 when loaded, so a damaged file stops start-up.
+Models: dlib's HOG detector, 5-point predictor and ResNet recogniser, from files checked against
+their SHA-256 (`frames.faces`, shared with the generator).
 
 Block layout (little-endian), carried inside a version 3 fingerprint after the embedding block:
 magic ``b"PVFC"``, layout (u8), model version (16 hex characters), instants (u32)
@@ -24,18 +21,14 @@ and faces (u32); then one u32 millisecond time per instant; then per face: time 
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
+from frames.faces import FaceModels, face_models
 from provenance.core.errors import DomainError
 
 MAGIC = b"PVFC"
@@ -64,22 +57,10 @@ _EYES_BOX = (0.28, 0.48, 0.12, 0.88)
 _TRACK_MOVE = 1.0
 _TRACK_IDENTITY = 0.6
 
-_MODELS = {
-    "shape_predictor_5_face_landmarks.dat": (
-        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
-    ),
-    "dlib_face_recognition_resnet_model_v1.dat": (
-        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
-    ),
-}
 IDENTITY_INTERVAL = 1.0
 _HEADER = struct.Struct("<4sB16sII")
 _FACE = struct.Struct(f"<IHB4H{IDENTITY_DIM}s{DESCRIPTOR}s{DESCRIPTOR}s")
 _HAS_IDENTITY = 1
-
-
-class FaceModelError(RuntimeError):
-    """A face model file is missing or damaged: the service must not run without its face channel."""
 
 
 class FaceBlockMalformed(DomainError):
@@ -174,86 +155,43 @@ def _dequantise(data: bytes, scale: float) -> np.ndarray:
     return np.frombuffer(data, dtype=np.int8).astype(np.float32) / scale
 
 
-def model_dir() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceModelError("face models missing: install the face-recognition-models package")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-class FaceModels:
-    """dlib's detector, 5-point predictor and ResNet recogniser, loaded once and checked."""
-
-    def __init__(self, directory: Path | None = None) -> None:
-        import dlib
-
-        directory = directory or model_dir()
-        paths = {}
-        digest = hashlib.sha256()
-        for name, expected in _MODELS.items():
-            path = directory / name
-            try:
-                actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                raise FaceModelError(f"face model {path} cannot be read: {exc.strerror}") from None
-            if actual != expected:
-                raise FaceModelError(
-                    f"face model {path} is damaged (SHA-256 {actual[:12]}…, not {expected[:12]}…)"
-                )
-            paths[name] = str(path)
-            digest.update(bytes.fromhex(expected))
-        self.version = digest.hexdigest()[:16]
-        self.detector: Any = dlib.get_frontal_face_detector()
-        self.predictor: Any = dlib.shape_predictor(paths["shape_predictor_5_face_landmarks.dat"])
-        self.recogniser: Any = dlib.face_recognition_model_v1(
-            paths["dlib_face_recognition_resnet_model_v1.dat"]
+def describe(models: FaceModels, t: float, rgb: np.ndarray, identity: bool = True) -> list[Face]:
+    """Every frontal face in an upright RGB frame, with track 0 (tracks are linked later);
+    with `identity`, each face's identity embedding too."""
+    height, width = rgb.shape[:2]
+    scale = min(DETECT_SIDE / min(height, width), DETECT_LONG_SIDE / max(height, width))
+    small = cv2.resize(
+        rgb,
+        (max(1, round(width * scale)), max(1, round(height * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+    # Landmarks and descriptors from the larger of the two pictures: the frame when it was
+    # scaled down for detection, the scaled-up copy when the frame is small.
+    source, factor = (np.ascontiguousarray(rgb), 1 / scale) if scale < 1 else (small, 1.0)
+    source_h, source_w = source.shape[:2]
+    found = []
+    for box in models.detector(small, 0):
+        rect = models.rectangle(
+            box.left() * factor, box.top() * factor, box.right() * factor, box.bottom() * factor
         )
-        self._dlib = dlib
-
-    def describe(self, t: float, rgb: np.ndarray, identity: bool = True) -> list[Face]:
-        """Every frontal face in an upright RGB frame, with track 0 (tracks are linked later);
-        with `identity`, each face's identity embedding too."""
-        height, width = rgb.shape[:2]
-        scale = min(DETECT_SIDE / min(height, width), DETECT_LONG_SIDE / max(height, width))
-        small = cv2.resize(
-            rgb,
-            (max(1, round(width * scale)), max(1, round(height * scale))),
-            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        x0, y0 = max(0, rect.left()), max(0, rect.top())
+        x1, y1 = min(source_w, rect.right()), min(source_h, rect.bottom())
+        if x1 <= x0 or y1 <= y0:
+            continue
+        shape = models.shape(source, rect)
+        embedding = models.embedding(source, shape).astype(np.float32) if identity else None
+        chip = np.asarray(models.dlib.get_face_chip(source, shape, size=CHIP, padding=_CHIP_PADDING))
+        found.append(
+            Face(
+                t=round(t, 3),
+                track=0,
+                box=(x0 / source_w, y0 / source_h, (x1 - x0) / source_w, (y1 - y0) / source_h),
+                identity=embedding,
+                mouth=_thumb(chip, _MOUTH_BOX, MOUTH_SHAPE),
+                eyes=_thumb(chip, _EYES_BOX, EYES_SHAPE),
+            )
         )
-        # Landmarks and descriptors from the larger of the two pictures: the frame when it was
-        # scaled down for detection, the scaled-up copy when the frame is small.
-        source, factor = (np.ascontiguousarray(rgb), 1 / scale) if scale < 1 else (small, 1.0)
-        source_h, source_w = source.shape[:2]
-        found = []
-        for box in self.detector(small, 0):
-            rect = self._dlib.rectangle(
-                round(box.left() * factor),
-                round(box.top() * factor),
-                round(box.right() * factor),
-                round(box.bottom() * factor),
-            )
-            x0, y0 = max(0, rect.left()), max(0, rect.top())
-            x1, y1 = min(source_w, rect.right()), min(source_h, rect.bottom())
-            if x1 <= x0 or y1 <= y0:
-                continue
-            shape = self.predictor(source, rect)
-            embedding = (
-                np.asarray(self.recogniser.compute_face_descriptor(source, shape), dtype=np.float32)
-                if identity
-                else None
-            )
-            chip = np.asarray(self._dlib.get_face_chip(source, shape, size=CHIP, padding=_CHIP_PADDING))
-            found.append(
-                Face(
-                    t=round(t, 3),
-                    track=0,
-                    box=(x0 / source_w, y0 / source_h, (x1 - x0) / source_w, (y1 - y0) / source_h),
-                    identity=embedding,
-                    mouth=_thumb(chip, _MOUTH_BOX, MOUTH_SHAPE),
-                    eyes=_thumb(chip, _EYES_BOX, EYES_SHAPE),
-                )
-            )
-        return found
+    return found
 
 
 def _thumb(chip: np.ndarray, region: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
@@ -263,11 +201,6 @@ def _thumb(chip: np.ndarray, region: tuple[float, float, float, float], shape: t
     small = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).ravel()
     normalised = (small - small.mean()) / max(float(small.std()), _THUMB_STD_FLOOR) * _THUMB_SCALE
     return np.clip(normalised, -127, 127).astype(np.float32)
-
-
-@cache
-def default_models() -> FaceModels:
-    return FaceModels()
 
 
 def link_tracks(faces: Sequence[Face]) -> tuple[Face, ...]:
@@ -324,7 +257,7 @@ class FaceCollector:
     """
 
     def __init__(self, models: FaceModels | None = None, fps: float | None = None) -> None:
-        self.models = models or default_models()
+        self.models = models or face_models()
         # Looks at every frame it is given, or at the first at or after each k / fps.
         self.fps = fps
         self.instants: list[float] = []
@@ -340,9 +273,9 @@ class FaceCollector:
             self._next_k = int(t * self.fps + 1e-6) + 1
         self.instants.append(round(t, 3))
         due = t - self._identity_at >= IDENTITY_INTERVAL - 1e-3
-        faces = self.models.describe(t, rgb, identity=due)
+        faces = describe(self.models, t, rgb, identity=due)
         if not due and len(faces) != self._count and faces:
-            faces = self.models.describe(t, rgb, identity=True)
+            faces = describe(self.models, t, rgb, identity=True)
             due = True
         if due and faces:
             self._identity_at = t

@@ -7,37 +7,11 @@ uploaded bytes and accepts the registration only when the two agree (`agreement`
 compares a clip's fingerprint with registered ones: PDQ says *which* frames match, the grid says
 *where* inside a frame the content changed.
 
-Pipeline per sampled frame (frames sampled at `sample_fps` by `provenance.media`, scaled by
-libswscale so the longer side is at most `ANALYSIS_MAX_SIDE` = 512):
-
-1. Strip letterbox/pillarbox bars: leading/trailing rows and columns that are near-black and
-   uniform (mean of their RGB samples < 24 and none >= 48) are cropped, unless that would
-   leave under 40% of the frame (a fade to black is content, not a bar). A letterboxed copy
-   then hashes like its source. This is why frames are analysed at 512 px: at 256 px the
-   blurred edge of the bar alone moved PDQ by up to 40 bits on bikes.mp4; at 512, by ~12.
-2. The cropped frame is area-resized to a `NORM_SIDE` (128) square: PDQ squashes any picture
-   to 64x64 anyway, and grid cells are fractions of the cropped frame, so aspect adds nothing.
-3. PDQ (256 bits, with its quality 0..100) of that square.
-4. Grid descriptor of that square: `GRID_ROWS` x `GRID_COLS` = 8 x 8 cells in row-major
-   order, `CELL_BYTES` = 20 bytes per cell, `GRID_BYTES` = 1280 bytes per frame:
-
-   ====== ====== ===========================================================================
-   offset type   meaning
-   ====== ====== ===========================================================================
-   0..15  int8   4x4 luma thumbnail of the cell (row-major), zero-mean and divided by
-                 max(std, 2), times 32 (|z| <= sqrt(15) for 16 samples, so it never clips)
-   16     uint8  luma standard deviation of the thumbnail, in half levels (std * 2)
-   17     uint8  mean luma (BT.601 full-range Y)
-   18     uint8  mean Cb
-   19     uint8  mean Cr
-   ====== ====== ===========================================================================
-
-   Thumbnail pixels are exact 4x4 block means of the square's luma (32 x 32 in all) and the
-   chroma means 16x16 block means. Area averages survive re-encoding and rescaling, while
-   anything pasted over a cell changes its shape, contrast or colour. `grid_distances`
-   de-normalises the thumbnails and returns, per cell, the mean absolute difference of the
-   thumbnails plus the difference of mean luma plus half the chroma differences, in 8-bit
-   levels: ~2-9 for a low-bitrate half-size re-encode of bikes.mp4, ~25-130 for a pasted patch.
+Per sampled frame (frames sampled at `sample_fps` by `provenance.media`, scaled by libswscale so
+the longer side is at most `ANALYSIS_MAX_SIDE` = 512) the record holds the v1 descriptor of
+`frames.descriptor`: PDQ and the 8x8 grid of the bar-stripped frame (layout there). Frames are
+analysed at 512 px because at 256 px the blurred edge of a letterbox bar alone moved PDQ by up
+to 40 bits on bikes.mp4; at 512, by ~12.
 
 Binary encoding (`Fingerprint.encode`, little-endian): magic ``b"PVFP"``, version (u8), kind
 (u8: 0 video, 1 image), width, height (u32, display size), duration (u32 ms), sample_fps (f64),
@@ -70,10 +44,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
-import pdqhash
 
+from frames.descriptor import (
+    GRID_BYTES,
+    GRID_COLS,
+    GRID_ROWS,
+    PDQ_BYTES,
+    describe,
+    grid_distances,
+    pdq_distance,
+)
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
 from provenance.faces import FaceCollector, Faces, identity_distance, thumb_distance
@@ -93,21 +74,6 @@ MAGIC = b"PVFP"
 # Frames are analysed at most this large: PDQ and the grid both average the picture down to
 # 64x64 and 32x32 anyway, and swscale's downscale is far cheaper than hashing a 720p frame.
 ANALYSIS_MAX_SIDE = 512
-# The cropped frame is area-resized to this square for PDQ and the grid (a multiple of 32).
-NORM_SIDE = 128
-GRID_ROWS = 8
-GRID_COLS = 8
-THUMB = 4
-CELL_BYTES = THUMB * THUMB + 4
-GRID_BYTES = GRID_ROWS * GRID_COLS * CELL_BYTES
-PDQ_BYTES = 32
-# Thumbnails are divided by at least this standard deviation so flat cells do not amplify noise.
-_STD_FLOOR = 2.0
-_THUMB_SCALE = 32.0
-# Letterbox detection on 8-bit luma.
-_BAR_MEAN = 24.0
-_BAR_MAX = 48
-_BAR_MIN_KEEP = 0.4
 # Agreement between a claimed fingerprint and the one the server recomputes from the same bytes.
 AGREE_PDQ = 10
 AGREE_T_MS = 1
@@ -420,7 +386,7 @@ class _Embedder:
     """
 
     def __init__(self) -> None:
-        from detector.frames import prepare_frame
+        from detector.inputs import prepare_frame
 
         self._prepare = prepare_frame
         self.frames: list[tuple[float, np.ndarray]] = []
@@ -436,95 +402,9 @@ class _Embedder:
 
 
 def hash_frame(t: float, rgb: np.ndarray) -> FrameHash:
-    """PDQ and grid of one upright RGB frame, after stripping black bars."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    top, bottom, left, right = _content_box(rgb)
-    # One area resize serves both: PDQ squashes any picture to 64x64 itself, and the grid's
-    # cells are fractions of the (cropped) frame, so the aspect ratio carries no information.
-    square = cv2.resize(rgb[top:bottom, left:right], (NORM_SIDE, NORM_SIDE), interpolation=cv2.INTER_AREA)
-    bits, quality = pdqhash.compute(square)
-    pdq = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
-    grid = _grid(cv2.cvtColor(square, cv2.COLOR_RGB2YCrCb))
-    return FrameHash(t=round(t, 3), pdq=pdq, quality=int(quality), grid=grid)
-
-
-def _content_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the frame without its letterbox and pillarbox bars."""
-    height, width = rgb.shape[:2]
-    top, bottom = _bars(rgb, axis=1)
-    if bottom - top < max(1, _BAR_MIN_KEEP * height):
-        top, bottom = 0, height
-    left, right = _bars(rgb[top:bottom], axis=0)
-    if right - left < max(1, _BAR_MIN_KEEP * width):
-        left, right = 0, width
-    return top, bottom, left, right
-
-
-def _bars(rgb: np.ndarray, axis: int) -> tuple[int, int]:
-    """First and one-past-last row (axis=1) or column (axis=0) that is not a near-black line.
-
-    Works on all three channels at once (no grey conversion): a line is a bar when its mean
-    over every sample is below `_BAR_MEAN` and no sample reaches `_BAR_MAX`.
-    """
-    height, width = rgb.shape[:2]
-    flat = rgb.reshape(height, width * 3)
-    means = cv2.reduce(flat, axis, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
-    maxima = cv2.reduce(flat, axis, cv2.REDUCE_MAX).ravel()
-    if axis == 0:  # per column and channel: fold the channels of each column together
-        means = means.reshape(width, 3).mean(axis=1)
-        maxima = maxima.reshape(width, 3).max(axis=1)
-    content = np.flatnonzero((means >= _BAR_MEAN) | (maxima >= _BAR_MAX))
-    if content.size == 0:
-        return 0, 0
-    return int(content[0]), int(content[-1]) + 1
-
-
-def _block_means(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Exact area average of a plane whose size is a multiple of (rows, cols)."""
-    height, width = plane.shape
-    return plane.reshape(rows, height // rows, cols, width // cols).mean(axis=(1, 3), dtype=np.float32)
-
-
-def _grid(ycc: np.ndarray) -> bytes:
-    """The 8x8 cell descriptors of a NORM_SIDE-square YCrCb frame (layout in the module docstring)."""
-    luma = _block_means(ycc[:, :, 0], GRID_ROWS * THUMB, GRID_COLS * THUMB)
-    cells = luma.reshape(GRID_ROWS, THUMB, GRID_COLS, THUMB).transpose(0, 2, 1, 3).reshape(-1, THUMB * THUMB)
-    mean = cells.mean(axis=1, keepdims=True)
-    std = cells.std(axis=1, keepdims=True)
-    thumbs = np.clip(np.rint((cells - mean) / np.maximum(std, _STD_FLOOR) * _THUMB_SCALE), -127, 127)
-    record = np.empty((GRID_ROWS * GRID_COLS, CELL_BYTES), dtype=np.uint8)
-    record[:, :16] = thumbs.astype(np.int8).view(np.uint8)
-    record[:, 16:17] = np.clip(np.rint(std * 2), 0, 255)
-    record[:, 17:18] = np.clip(np.rint(mean), 0, 255)
-    record[:, 18] = np.rint(_block_means(ycc[:, :, 2], GRID_ROWS, GRID_COLS)).ravel()  # Cb
-    record[:, 19] = np.rint(_block_means(ycc[:, :, 1], GRID_ROWS, GRID_COLS)).ravel()  # Cr
-    return record.tobytes()
-
-
-def _grid_fields(grid: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """De-normalised thumbnails (cells x 16), mean luma and mean chroma (cells x 2) of a grid."""
-    if len(grid) != GRID_BYTES:
-        raise ValueError(f"a grid has {GRID_BYTES} bytes, not {len(grid)}")
-    record = np.frombuffer(grid, dtype=np.uint8).reshape(-1, CELL_BYTES)
-    std = record[:, 16:17].astype(np.float32) / 2
-    thumbs = record[:, :16].view(np.int8).astype(np.float32) / _THUMB_SCALE * np.maximum(std, _STD_FLOOR)
-    return thumbs, record[:, 17].astype(np.float32), record[:, 18:20].astype(np.float32)
-
-
-def grid_distances(a: bytes, b: bytes) -> np.ndarray:
-    """Per-cell distance of two grids, shape (rows, cols), in 8-bit luma levels (0 = same)."""
-    thumbs_a, luma_a, chroma_a = _grid_fields(a)
-    thumbs_b, luma_b, chroma_b = _grid_fields(b)
-    shape = np.abs(thumbs_a - thumbs_b).mean(axis=1)
-    colour = np.abs(luma_a - luma_b) + 0.5 * np.abs(chroma_a - chroma_b).sum(axis=1)
-    return (shape + colour).reshape(GRID_ROWS, GRID_COLS)
-
-
-def pdq_distance(a: bytes, b: bytes) -> int:
-    """Hamming distance of two 256-bit PDQ hashes (a match is <= 31)."""
-    if len(a) != PDQ_BYTES or len(b) != PDQ_BYTES:
-        raise ValueError(f"PDQ hashes have {PDQ_BYTES} bytes")
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+    """The fingerprint record of one upright RGB frame at `t` s: its v1 descriptor."""
+    described = describe(rgb)
+    return FrameHash(t=round(t, 3), pdq=described.pdq, quality=described.quality, grid=described.grid)
 
 
 def agreement(expected: Fingerprint, recomputed: Fingerprint) -> str | None:

@@ -38,7 +38,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-from provenance.fingerprint import PDQ_BYTES, Fingerprint, FrameHash
+from frames.descriptor import PDQ_BYTES
+from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.verify import thumbs
 
 # A search here is milliseconds of work. FAISS's OpenMP regions waited ~20 ms a call for their

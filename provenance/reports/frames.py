@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 
-from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import ANALYSIS_MAX_SIDE, Fingerprint, FrameHash
 from provenance.media import SampledFrame, open_media
@@ -79,11 +78,6 @@ def nearest_frame(fingerprint: Fingerprint, t: float) -> FrameHash | None:
     if not fingerprint.frames:
         return None
     return min(fingerprint.frames, key=lambda f: abs(f.t - t))
-
-
-def content_box(rgb: np.ndarray) -> Box:
-    """The picture without letterbox/pillarbox bars, as the fingerprint (and its cells) see it."""
-    return fp._content_box(rgb)
 
 
 def cell_scores(query: FrameHash, original: FrameHash) -> np.ndarray:

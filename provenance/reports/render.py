@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 import provenance.reports.frames as fr
+from frames.bars import content_box
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError
@@ -190,7 +191,7 @@ def _render_moment(
         return
     t = query_frame.t  # the frame shown, which may sit a little off the moment asked for
     shown = fr.fit(query_frame.rgb)
-    box = fr.scaled_box(fr.content_box(query_frame.rgb), query_frame.rgb, shown)
+    box = fr.scaled_box(content_box(query_frame.rgb), query_frame.rgb, shown)
     if moment.segment is None:
         moment.images.append(
             fr.encode_jpeg(f"moment-{k}-clip.jpg", shown, f"Frame of the clip at {seconds(t)}.")

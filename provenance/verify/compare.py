@@ -60,7 +60,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from provenance.fingerprint import GRID_COLS, GRID_ROWS, Fingerprint, FrameHash
+from frames.descriptor import GRID_COLS, GRID_ROWS
+from frames.regions import regions_of
+from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.verify import thumbs
 
 if TYPE_CHECKING:
@@ -405,17 +407,6 @@ def candidates(t: float, times: np.ndarray) -> list[int]:
     """
     nearest = int(np.argmin(np.abs(times - t)))
     return [j for j in (nearest - 1, nearest, nearest + 1) if 0 <= j < len(times)]
-
-
-def regions_of(mask: np.ndarray) -> list[list[float]]:
-    """Bounding boxes, normalised [x, y, w, h], of the 8-connected groups of flagged cells."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    rows, cols = mask.shape
-    boxes = [
-        [float(x) / cols, float(y) / rows, float(w) / cols, float(h) / rows]
-        for x, y, w, h, _ in stats[1:count].tolist()
-    ]
-    return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
 
 
 @dataclass(frozen=True)

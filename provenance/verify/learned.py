@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from frames.regions import regions_of
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.verify.align import Alignment
 from provenance.verify.compare import (
@@ -108,7 +109,7 @@ class ClipFrames:
     """The clip's frames as the network sees them (64x64, bars stripped), on the clip's clock."""
 
     def __init__(self) -> None:
-        from detector.frames import prepare_frame
+        from detector.inputs import prepare_frame
 
         self._prepare = prepare_frame
         self.times: list[float] = []
@@ -230,7 +231,6 @@ class LearnedComparer:
     def compare(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
     ) -> SegmentComparison:
-        from detector.comparer import regions_of
         from detector.model import GRID
 
         if not query_frames:

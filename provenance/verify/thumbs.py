@@ -1,6 +1,6 @@
 """What the fingerprint's grid descriptors still hold of a frame: a 32x32 luma thumbnail, 8x8 chroma.
 
-The grid (see `provenance.fingerprint`) keeps, per 4x4-pixel cell of the 32x32 area-averaged luma
+The grid (see `frames.descriptor`) keeps, per 4x4-pixel cell of the 32x32 area-averaged luma
 of the letterbox-stripped frame, the zero-mean shape, its standard deviation and mean, and the
 cell's mean Cb/Cr. That is enough to rebuild the thumbnail to within rounding, so the verifier
 can compare a clip with an original *geometrically* (after estimating crop and scale) without
@@ -22,14 +22,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from provenance.fingerprint import CELL_BYTES, GRID_COLS, GRID_ROWS, THUMB, FrameHash
+from frames.descriptor import GRID_COLS, GRID_ROWS, THUMB, decode_grids
+from provenance.fingerprint import FrameHash
 
 SIDE = GRID_ROWS * THUMB
 assert GRID_COLS * THUMB == SIDE, "the thumbnail is square"
-CELLS = GRID_ROWS * GRID_COLS
-# Mirrors the fingerprint's encoding of the thumbnails (see its module docstring).
-_STD_FLOOR = 2.0
-_THUMB_SCALE = 32.0
 # The centre hash covers the central 80% (per side) of an original, so crops down to 80% find it.
 CENTRE_FRACTION = 0.8
 # Crop scales (fraction of the original per side that a clip shows) tried when hashing a clip.
@@ -37,20 +34,12 @@ QUERY_SCALES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8)
 _HASH_SIDE = 16
 
 
-def _records(frames: Sequence[FrameHash]) -> np.ndarray:
-    """(frames, cells, CELL_BYTES) uint8 view of the grids."""
-    data = b"".join(f.grid for f in frames)
-    return np.frombuffer(data, dtype=np.uint8).reshape(len(frames), CELLS, CELL_BYTES)
-
-
 def luma_thumbnails(frames: Sequence[FrameHash]) -> np.ndarray:
     """(frames, 32, 32) float32 luma of each frame, 8-bit levels, rebuilt from the grid."""
     if not frames:
         return np.zeros((0, SIDE, SIDE), dtype=np.float32)
-    rec = _records(frames)
-    std = rec[:, :, 16:17].astype(np.float32) / 2
-    shape = rec[:, :, :16].view(np.int8).astype(np.float32) / _THUMB_SCALE
-    cells = shape * np.maximum(std, _STD_FLOOR) + rec[:, :, 17:18].astype(np.float32)
+    fields = decode_grids([f.grid for f in frames])
+    cells = fields.thumbs + fields.luma[:, :, None]
     thumbs = cells.reshape(len(frames), GRID_ROWS, GRID_COLS, THUMB, THUMB).transpose(0, 1, 3, 2, 4)
     return np.ascontiguousarray(thumbs.reshape(len(frames), SIDE, SIDE))
 
@@ -59,8 +48,7 @@ def chroma_maps(frames: Sequence[FrameHash]) -> np.ndarray:
     """(frames, 8, 8, 2) float32 mean Cb and Cr per cell."""
     if not frames:
         return np.zeros((0, GRID_ROWS, GRID_COLS, 2), dtype=np.float32)
-    rec = _records(frames)
-    return rec[:, :, 18:20].astype(np.float32).reshape(len(frames), GRID_ROWS, GRID_COLS, 2)
+    return decode_grids([f.grid for f in frames]).chroma.reshape(len(frames), GRID_ROWS, GRID_COLS, 2)
 
 
 @lru_cache(maxsize=32)

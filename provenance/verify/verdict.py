@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from frames.regions import merge_ranges
 from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.index import MATCH_DISTANCE, FrameIndex, usable
@@ -203,7 +204,7 @@ def verify_fingerprint(
         findings.extend(_face_finding(e) for e in events)
         ranges.extend(e.query_range for e in events)
     findings.sort(key=lambda f: f.query_range)
-    tampered_ranges = _merge(ranges)
+    tampered_ranges = merge_ranges(ranges)
     strength = _match_strength(alignment, good)
     if tampered_ranges:
         clarity = max(_tamper_clarity(s) for s in segments if s.tampered)
@@ -318,16 +319,6 @@ def _similarity(segments: Sequence[Segment]) -> float:
         weights = [1.0] * len(segments)
     mean = sum(w * s.distance for w, s in zip(weights, segments, strict=True)) / sum(weights)
     return max(0.0, 1.0 - mean)
-
-
-def _merge(ranges: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1] + 1e-6:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _chunks(

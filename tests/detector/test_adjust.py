@@ -9,7 +9,7 @@ import pytest
 from detector import adjust, data
 from detector.adjust import IDENTITY, Adjustment
 from detector.comparer import TripletComparer
-from detector.frames import prepare
+from detector.inputs import prepare
 from detector.model import WEIGHTS_FILE, SegmentEmbedding, dequantise, load_weights, quantise
 
 

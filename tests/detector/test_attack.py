@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from detector.attack import ComparerTarget, learned_comparer, prepare_torch, sample_indices, sample_windows
-from detector.frames import content_box, prepare
+from detector.inputs import prepare
 from detector.model import WEIGHTS_FILE
+from frames.bars import content_box
 from generator import campaign
 from generator.swap import DEFAULT_WEIGHTS, evade, load_model
 from generator.swap.augment import to_tensor

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from detector.comparer import assign_windows, decode_segments, encode_segments, group_windows, regions_of
-from detector.frames import content_box, prepare
+from detector.comparer import assign_windows, decode_segments, encode_segments, group_windows
+from detector.inputs import prepare
 from detector.model import (
     CELL_DIM,
     EMBEDDING_BYTES,
@@ -24,6 +24,7 @@ from detector.model import (
     load_weights,
     quantise,
 )
+from frames.bars import content_box
 
 
 def _random_embedding(seed: int, start: float = 0.0) -> SegmentEmbedding:
@@ -129,13 +130,6 @@ def test_windows_and_assignment() -> None:
     assert buckets == {0: [0, 1, 2, 3], 1: [4, 5, 6, 7], 2: [8, 9, 10, 11]}
     # Within half a step past the last window still belongs to it; further out, to none.
     assert assign_windows([2.9, 3.2], segments) == {2: [0]}
-
-
-def test_regions_are_normalised_boxes_of_connected_cells() -> None:
-    mask = np.zeros((GRID, GRID), dtype=bool)
-    mask[1:3, 2:5] = True
-    mask[7, 7] = True
-    assert regions_of(mask) == [[0.25, 0.125, 0.375, 0.25], [0.875, 0.875, 0.125, 0.125]]
 
 
 def test_shipped_weights_load_with_their_recorded_metrics() -> None:

@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from frames.descriptor import GRID_BYTES
 from provenance.c2pa import (
     REGISTRATION_LABEL,
     SOFT_BINDING_ALG,
@@ -34,13 +35,7 @@ from provenance.c2pa import (
 from provenance.c2pa.certs import C2PA_CLAIM_SIGNING, ROOT_CERT, ROOT_KEY, SIGNER_CERT, SIGNER_KEY
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
-from provenance.fingerprint import (
-    GRID_BYTES,
-    VERSION_1,
-    Fingerprint,
-    FrameHash,
-    compute_fingerprint,
-)
+from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
 from provenance.models import Registration
 from tests.provenance.media_fixtures import astronaut
 from tests.samples import sample_clip

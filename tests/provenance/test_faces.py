@@ -8,7 +8,7 @@ import pytest
 
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
-from provenance.faces import FaceCollector, FaceModelError, FaceModels, Faces, model_dir
+from provenance.faces import FaceCollector, Faces
 from provenance.verify.faces import compare_faces
 from tests.provenance.media_fixtures import transcode
 from tests.samples import sample_clip
@@ -86,12 +86,3 @@ def test_other_face_pasted_is_a_face_swap(original: fp.Fingerprint, tmp_path: Pa
     assert all(e.kind == "face_swap" for e in events)  # type: ignore[attr-defined]
     start, end = events[0].query_range  # type: ignore[attr-defined]
     assert 0.5 <= start <= 1.5 and 2.5 <= end <= 3.6, (start, end)
-
-
-def test_damaged_model_file_stops_loading(tmp_path: Path) -> None:
-    for name in ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"):
-        (tmp_path / name).write_bytes((model_dir() / name).read_bytes()[:1000])
-    with pytest.raises(FaceModelError, match="damaged"):
-        FaceModels(tmp_path)
-    with pytest.raises(FaceModelError, match="cannot be read"):
-        FaceModels(tmp_path / "missing")

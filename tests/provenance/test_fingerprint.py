@@ -13,18 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frames.descriptor import GRID_BYTES, grid_distances, pdq_distance
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
-from provenance.fingerprint import (
-    GRID_BYTES,
-    VERSION_1,
-    Fingerprint,
-    FrameHash,
-    agreement,
-    compute_fingerprint,
-    grid_distances,
-    pdq_distance,
-)
+from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, agreement, compute_fingerprint
 from provenance.media import sample_frames
 from tests.provenance.media_fixtures import (
     astronaut,

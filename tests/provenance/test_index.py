@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frames.descriptor import GRID_BYTES
 from generator import variants
 from provenance.core.config import DecodeLimits
-from provenance.fingerprint import (
-    GRID_BYTES,
-    VERSION_1,
-    Fingerprint,
-    FrameHash,
-    compute_fingerprint,
-)
+from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
 from provenance.index import MIN_QUALITY, FrameIndex
 from tests.samples import sample_clip
 
