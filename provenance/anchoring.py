@@ -27,6 +27,7 @@ from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess
 from provenance.chain.contract import ChainClient
 from provenance.core.config import Settings
 from provenance.core.db import session_scope
+from provenance.core.locks import BATCHER_LOCK, CONTRACT_LOCK, LeaderLock, pg_lock
 from provenance.core.outage import CHAIN, DATABASE, Backoff, is_database_outage
 from provenance.core.timeutil import iso, utcnow
 from provenance.ledger import log
@@ -94,7 +95,6 @@ class ChainRuntime:
         Under a cross-process lock: several processes starting at once, or noticing one chain loss,
         deploy one registry between them.
         """
-        from provenance.jobs import CONTRACT_LOCK, pg_lock
 
         with pg_lock(self.engine, CONTRACT_LOCK):
             self._ensure_contract()
@@ -326,7 +326,6 @@ class Batcher:
         self._thread: threading.Thread | None = None
         self.status = "idle"
         self.last_error: str | None = None
-        from provenance.jobs import BATCHER_LOCK, LeaderLock
 
         self.leader = LeaderLock(engine, BATCHER_LOCK)
         self._led = False

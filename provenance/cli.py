@@ -176,7 +176,7 @@ def serve(role: RoleOpt = None) -> None:
     if settings.role == "worker":
         import logging
 
-        from provenance.jobs import run_worker
+        from provenance.jobs import WorkerTasks, run_worker
 
         # No uvicorn here to set up logging: warnings (outages, leadership) with their time.
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -185,7 +185,14 @@ def serve(role: RoleOpt = None) -> None:
         out.print(f"[bold]provenance worker[/] taking jobs from {settings.resolved_database_url}")
         _start_or_fail(service)
         try:
-            run_worker(service)
+            run_worker(
+                WorkerTasks(
+                    settings=service.settings,
+                    engine=service.engine,
+                    verify=lambda vid, path, final: service.verifier.run_job(vid, path, final=final),
+                    evaluate=service.evaluator.run,
+                )
+            )
         finally:
             service.stop()
         return

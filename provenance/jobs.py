@@ -7,8 +7,8 @@ PostgreSQL (no new service), retries failed ones, and each worker sends a heartb
 dies mid-job stops sending it, and a periodic task on a live worker puts that worker's jobs back
 to `todo` (procrastinate's stalled-job recovery), so the job completes elsewhere.
 
-Singletons (the anchoring batcher, the evaluation schedule) are elected with `LeaderLock`: a
-PostgreSQL session advisory lock, which the server drops with the connection of a dead holder.
+Worker tasks get what they run (`WorkerTasks`: the verifier's and the evaluator's entry points),
+not the whole service.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,109 +35,28 @@ from procrastinate.schema import SchemaManager
 from procrastinate.worker import Worker
 from sqlalchemy import Engine
 
+from provenance.core.locks import SCHEMA_LOCK, pg_conninfo, pg_lock
 from provenance.core.outage import DATABASE, Backoff, is_database_outage
 
 if TYPE_CHECKING:
     from provenance.core.config import Settings
-    from provenance.service import Service
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "provenance"
-SCHEMA_LOCK = 0x70726F71  # "proq": one process at a time creates the queue's schema
-BATCHER_LOCK = 0x70726F61  # "proa": one anchoring batcher across all workers
-SCHEDULE_LOCK = 0x70726F65  # "proe": one evaluation schedule across all workers
-STARTUP_LOCK = 0x70726F73  # "pros": migrations and the first admin key, one process at a time
-CONTRACT_LOCK = 0x70726F63  # "proc": deploying the registry contract, one process at a time
-
-# The service a worker process runs its tasks against; set by `run_worker` before the first job.
-_service: Service | None = None
 
 
-def pg_conninfo(engine: Engine) -> str:
-    """A libpq URL (no SQLAlchemy driver suffix) for connections that live outside the pool."""
-    url = engine.url.render_as_string(hide_password=False)
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url.removeprefix(prefix)
-    return url
+@dataclass(frozen=True)
+class WorkerTasks:
+    """What a worker's jobs call: set by `run_worker` before the first job."""
+
+    settings: Settings
+    engine: Engine
+    verify: Callable[[str, Path, bool], None]  # verification id, query file, final attempt
+    evaluate: Callable[[], object]
 
 
-# Connections that live outside the pool notice a dead peer within seconds, never hang on it.
-LIVE_CONNECTION: dict[str, Any] = {
-    "connect_timeout": 5,
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-}
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
-@contextmanager
-def pg_lock(engine: Engine, key: int) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock for the block (blocking); a no-op on SQLite (one process)."""
-    if not is_postgres(engine):
-        yield
-        return
-    with psycopg.connect(pg_conninfo(engine), autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            with suppress(psycopg.Error):
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
-class LeaderLock:
-    """Leadership held by one process at a time across all machines.
-
-    A session advisory lock on a connection kept open for as long as this process leads: if the
-    process dies, or the database restarts, the server drops the connection and the lock, and
-    another process takes over at its next `held()`. On SQLite there is one process: always leader.
-    """
-
-    def __init__(self, engine: Engine, key: int) -> None:
-        self.engine = engine
-        self.key = key
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def held(self) -> bool:
-        if not is_postgres(self.engine):
-            return True
-        try:
-            if self._conn is not None:
-                self._conn.execute("SELECT 1")
-                DATABASE.ok()
-                return True
-            conn = psycopg.connect(pg_conninfo(self.engine), autocommit=True, **LIVE_CONNECTION)
-            try:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-            except BaseException:
-                conn.close()
-                raise
-            DATABASE.ok()
-            if row and row[0]:
-                self._conn = conn
-                return True
-            conn.close()
-            return False
-        except psycopg.Error as exc:  # the database went away: the server dropped the lock with it
-            if is_database_outage(exc):
-                DATABASE.failed(exc, f"leader lock {self.key:#x}")
-            else:
-                logger.warning("leader lock %#x: %s", self.key, exc)
-            self.release()
-            return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None
+_tasks: WorkerTasks | None = None
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -222,10 +142,10 @@ class JobQueue:
                 self._opened = False
 
 
-def _running() -> Service:
-    if _service is None:
+def _running() -> WorkerTasks:
+    if _tasks is None:
         raise RuntimeError("job run outside a worker process")
-    return _service
+    return _tasks
 
 
 VERIFY_ATTEMPTS = 3
@@ -236,12 +156,12 @@ def verify(context: procrastinate.JobContext, verification_id: str, path: str) -
     job = context.job
     final = job.attempts + 1 >= VERIFY_ATTEMPTS
     logger.warning("job %s: verification %s started in pid %d", job.id, verification_id, os.getpid())
-    _running().verifier.run_job(verification_id, Path(path), final=final)
+    _running().verify(verification_id, Path(path), final)
 
 
 def evaluate() -> None:
     """One continuous-evaluation run (stored as done or failed by the evaluator itself)."""
-    _running().evaluator.run()
+    _running().evaluate()
 
 
 async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
@@ -367,9 +287,9 @@ def _worker_row_gone(exc: BaseException) -> bool:
     return isinstance(cause, psycopg.errors.ForeignKeyViolation) and "worker_id" in str(cause)
 
 
-async def _supervise_worker(service: Service) -> None:
+async def _supervise_worker(tasks: WorkerTasks) -> None:
     """Run the queue worker until SIGTERM or SIGINT; whatever else ends it, start it again."""
-    settings = service.settings
+    settings = tasks.settings
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[ResilientWorker] = []
@@ -386,7 +306,7 @@ async def _supervise_worker(service: Service) -> None:
         loop.add_signal_handler(sig, on_signal)
 
     async def run_once() -> None:
-        app = make_app(service.engine)
+        app = make_app(tasks.engine)
         async with app.open_async():
             worker = ResilientWorker(
                 app=app,
@@ -430,11 +350,11 @@ async def _supervise_worker(service: Service) -> None:
             await asyncio.wait_for(stopping.wait(), backoff.next())
 
 
-def run_worker(service: Service) -> None:
+def run_worker(tasks: WorkerTasks) -> None:
     """Take jobs until SIGTERM or SIGINT; survives the database going away for any length of time."""
-    global _service
-    _service = service
-    beat = heartbeat_file(service.settings)
+    global _tasks
+    _tasks = tasks
+    beat = heartbeat_file(tasks.settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     beat.touch()
     stop = threading.Event()
@@ -445,7 +365,7 @@ def run_worker(service: Service) -> None:
 
     threading.Thread(target=touch, name="worker-heartbeat-file", daemon=True).start()
     try:
-        asyncio.run(_supervise_worker(service))
+        asyncio.run(_supervise_worker(tasks))
     except KeyboardInterrupt:
         pass
     finally:

