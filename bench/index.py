@@ -29,7 +29,7 @@ import numpy as np
 
 from frames.descriptor import GRID_BYTES
 from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash
-from provenance.index import MATCH_DISTANCE, FrameIndex
+from provenance.verify.index import MATCH_DISTANCE, FrameIndex
 
 _BATCH = 20_000  # originals per add_batch call
 _SCAN_CHUNK = 2_000_000  # stored hashes per numpy step of the linear scan

@@ -31,8 +31,8 @@ from bench.fingerprint import decode_only, default_clip
 from generator.variants import reencode
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
-from provenance.index import FrameIndex
 from provenance.verify.compare import PdqGridComparer
+from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ComparerPolicy, fingerprint_clip
 from provenance.verify.verdict import Outcome, verify_fingerprint
 

@@ -29,13 +29,13 @@ from provenance.core.security import new_id
 from provenance.core.storage import StorageFull, is_storage_full
 from provenance.core.text import refuse_nul
 from provenance.core.timeutil import iso, utcnow
-from provenance.index import FrameIndex
 from provenance.ledger import log, merkle
 from provenance.models import Device, LogEntry, Registration, Verification
 from provenance.receipts import build_receipt
 from provenance.reports import report_failed, stored_report, write_verification_report
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
+from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ClipFrames, ComparerPolicy, Mode, fingerprint_clip
 from provenance.verify.verdict import verify_fingerprint
 

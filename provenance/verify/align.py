@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from provenance.fingerprint import Fingerprint
-from provenance.index import MATCH_DISTANCE, usable
 from provenance.verify import thumbs
+from provenance.verify.index import MATCH_DISTANCE, usable
 
 STEP_TOLERANCE = 0.35
 # Per second between anchors: drift a little (a dropped frame), never a second per minute.

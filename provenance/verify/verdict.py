@@ -42,10 +42,10 @@ import numpy as np
 from frames.regions import merge_ranges
 from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
-from provenance.index import MATCH_DISTANCE, FrameIndex, usable
 from provenance.verify.align import Alignment, align
 from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
 from provenance.verify.faces import SWAP_IDENTITY, FaceEvent, compare_faces
+from provenance.verify.index import MATCH_DISTANCE, FrameIndex, usable
 
 Verdict = Literal["authentic", "tampered", "unknown"]
 

@@ -18,11 +18,11 @@ from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint
-from provenance.index import FrameIndex
 from provenance.reports import render_report
 from provenance.reports.timeline import TimelineGeometry
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
+from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import verify_fingerprint
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify

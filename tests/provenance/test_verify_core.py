@@ -20,7 +20,6 @@ import skimage.data
 from generator import tampers, variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint, FrameHash, compute_fingerprint, hash_frame
-from provenance.index import FrameIndex
 from provenance.verify import thumbs
 from provenance.verify.align import align
 from provenance.verify.compare import (
@@ -30,6 +29,7 @@ from provenance.verify.compare import (
     SegmentComparison,
     calibrate_threshold,
 )
+from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import Outcome, verify_fingerprint
 from tests.samples import sample_clip
 

@@ -23,8 +23,8 @@ from detector.model import SegmentEmbedding
 from generator import tampers, variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
-from provenance.index import FrameIndex
 from provenance.verify.compare import PdqGridComparer
+from provenance.verify.index import FrameIndex
 from provenance.verify.learned import (
     ComparerPolicy,
     LearnedComparer,

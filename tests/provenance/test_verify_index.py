@@ -12,7 +12,7 @@ from frames.descriptor import GRID_BYTES
 from generator import variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
-from provenance.index import MIN_QUALITY, FrameIndex
+from provenance.verify.index import MIN_QUALITY, FrameIndex
 from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
