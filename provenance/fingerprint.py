@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -318,6 +318,12 @@ def version_for(sample_fps: float) -> int:
     return FINGERPRINT_VERSION if math.isclose(sample_fps, SAMPLE_FPS) else VERSION_1
 
 
+class FrameSink(Protocol):
+    """Something else made of the hashed frames in the same decode (a report's stills, faces)."""
+
+    def add(self, t: float, rgb: np.ndarray) -> None: ...
+
+
 def compute_fingerprint(
     path: Path,
     *,
@@ -328,6 +334,7 @@ def compute_fingerprint(
     keep: Callable[[float, np.ndarray], None] | None = None,
     keep_fps: float | None = None,
     faces: FaceCollector | None = None,
+    sinks: Sequence[FrameSink] = (),
 ) -> Fingerprint:
     """Decode `path` within `limits` and fingerprint it (raises `MediaError` on bad media).
 
@@ -338,7 +345,7 @@ def compute_fingerprint(
     samples that densely for `keep`, and only the frames the `sample_fps` rule picks are hashed:
     the fingerprint is the same as without. `faces`, when given, describes the faces of the
     hashed frames at its own rate (a verifier's query); version 3 collects them at every hashed
-    frame into its face block.
+    frame into its face block. `sinks` see every hashed frame (time, RGB at analysis size).
     """
     version = version_for(sample_fps) if version is None else version
     if version not in VERSIONS:
@@ -365,6 +372,8 @@ def compute_fingerprint(
                 embedder.add(hashes[-1].t, frame.rgb)
             if collector is not None:
                 collector.add(hashes[-1].t, frame.rgb)
+            for sink in sinks:
+                sink.add(hashes[-1].t, frame.rgb)
     return Fingerprint(
         version=version,
         kind=info.kind,

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +33,7 @@ from provenance.core.timeutil import iso, utcnow
 from provenance.ledger import log, merkle
 from provenance.models import Device, LogEntry, Registration, Verification
 from provenance.receipts import build_receipt
-from provenance.reports import report_failed, stored_report, write_verification_report
+from provenance.reports import FrameStore, report_failed, stored_report, write_verification_report
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.index import FrameIndex
@@ -171,12 +172,26 @@ class Matcher:
         outcome = verify_fingerprint(query, self.index, self._load, self.policy.factory(clip))
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 
-    def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
-        """Fingerprint a clip (keeping its frames when the learned comparer may use them) and match it."""
+    def examine(self, path: Path, settings: Settings) -> Examined:
+        """Decode a clip once: fingerprint it (keeping its frames when the learned comparer may use
+        them, and stills for its report) and match it."""
+        stills = FrameStore()
         query, clip = fingerprint_clip(
-            path, self.policy, limits=settings.limits, sample_fps=settings.sample_fps
+            path, self.policy, limits=settings.limits, sample_fps=settings.sample_fps, sinks=[stills]
         )
-        return self.outcome(query, clip)
+        return Examined(self.outcome(query, clip), query, stills)
+
+    def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
+        return self.examine(path, settings).outcome
+
+
+@dataclass(frozen=True)
+class Examined:
+    """A clip's outcome, with what its report is drawn from (so the report decodes nothing again)."""
+
+    outcome: dict[str, Any]
+    query: fp.Fingerprint
+    stills: FrameStore
 
 
 def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> dict[str, Any]:
@@ -337,7 +352,8 @@ class Verifier:
     ) -> None:
         self._set(verification_id, status="running")
         try:
-            outcome = self.matcher.outcome_of_file(path, self.settings)
+            examined = self.matcher.examine(path, self.settings)
+            outcome = examined.outcome
             if outcome.get("match"):
                 with Session(self.engine) as session:
                     outcome["match"].update(
@@ -352,7 +368,9 @@ class Verifier:
                 "report_url": f"/v1/verifications/{verification_id}/report",
             }
             self._set(verification_id, status="done", result=json.dumps(result), finished_at=utcnow())
-            write_verification_report(self.settings, self.engine, verification_id, result, path)
+            write_verification_report(
+                self.settings, self.engine, verification_id, result, examined.query, examined.stills
+            )
         except DomainError as exc:
             self._set(
                 verification_id,

@@ -23,10 +23,12 @@ from sqlmodel import Session
 from provenance.core.config import Settings
 from provenance.fingerprint import Fingerprint
 from provenance.models import Registration, Verification
+from provenance.reports.frames import FrameStore
 from provenance.reports.render import NAV_MARKER, render_report, report_csp
 
 __all__ = [
     "NAV_MARKER",
+    "FrameStore",
     "render_report",
     "report_csp",
     "report_dir",
@@ -62,7 +64,8 @@ def write_report(
     settings: Settings,
     verification_id: str,
     result: dict[str, Any],
-    query_path: Path,
+    query: Fingerprint,
+    query_frames: FrameStore,
     original_registration: Registration | None,
     *,
     filename: str | None = None,
@@ -83,7 +86,8 @@ def write_report(
     try:
         render_report(
             result,
-            query_path,
+            query,
+            query_frames,
             original_path,
             original_fingerprint,
             scratch,
@@ -101,16 +105,24 @@ def write_report(
 
 
 def write_verification_report(
-    settings: Settings, engine: Engine, verification_id: str, result: dict[str, Any], query_path: Path
+    settings: Settings,
+    engine: Engine,
+    verification_id: str,
+    result: dict[str, Any],
+    query: Fingerprint,
+    query_frames: FrameStore,
 ) -> Path | None:
-    """The verifier's hook: write the report of a stored result; log failures, never raise them."""
+    """The verifier's hook: write the report of a stored result from what the verification decoded
+    (its fingerprint and stills); log failures, never raise them."""
     try:
         with Session(engine) as session:
             verification = session.get(Verification, verification_id)
             match = result.get("match")
             registration = session.get(Registration, match["registration_id"]) if match else None
         filename = verification.filename if verification is not None else None
-        return write_report(settings, verification_id, result, query_path, registration, filename=filename)
+        return write_report(
+            settings, verification_id, result, query, query_frames, registration, filename=filename
+        )
     except Exception as exc:
         logger.exception("the report of verification %s could not be written", verification_id)
         _mark_failed(settings, verification_id, exc)

@@ -1,7 +1,9 @@
 """Frames for a report: a handful decoded at chosen moments, heat maps of what changed, legends.
 
-Everything here is bounded: each file is decoded once, within the service's `DecodeLimits`, at
-most `GRAB_MAX_FRAMES` frames are converted to RGB (at analysis size), and the images put into a
+Everything here is bounded. The clip's stills come from the verification's own decode: a
+`FrameStore` keeps at most `GRAB_MAX_FRAMES` of the fingerprinted frames, as display-size JPEGs,
+so the report never decodes the upload again. Only an uploaded original is decoded (once, within
+the service's `DecodeLimits`, at most `GRAB_MAX_FRAMES` frames converted). Images put into a
 report are at most `DISPLAY_MAX_SIDE` pixels on their longer side.
 
 The heat maps are the fingerprint comparer's view of one frame pair: the per-cell scores of
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 
+from frames.bars import content_box
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import ANALYSIS_MAX_SIDE, Fingerprint, FrameHash
 from provenance.media import SampledFrame, open_media
@@ -50,8 +53,56 @@ class Image:
     alt: str
 
 
+@dataclass(frozen=True)
+class KeptFrame:
+    """A still of the clip as its verification decoded it: display-size JPEG and content box."""
+
+    t: float
+    jpeg: bytes
+    width: int
+    height: int
+    box: Box  # the picture inside any bars, in display pixels
+
+    def rgb(self) -> np.ndarray:
+        bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:  # our own encoding: cannot happen unless memory is corrupt
+            raise ValueError("a kept still does not decode")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class FrameStore:
+    """The clip's stills for its report, kept during the verification's one decode (a `FrameSink`).
+
+    Bounded whatever the clip's length: past `max_frames` every other still is dropped and the
+    spacing doubles, so the stills stay spread over the whole clip.
+    """
+
+    def __init__(self, max_frames: int = GRAB_MAX_FRAMES) -> None:
+        self.max_frames = max_frames
+        self.frames: list[KeptFrame] = []
+        self._spacing = 0.0
+
+    def add(self, t: float, rgb: np.ndarray) -> None:
+        if self.frames and t - self.frames[-1].t < self._spacing - 1e-6:
+            return
+        shown = fit(rgb)
+        box = scaled_box(content_box(rgb), rgb, shown)
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not ok:
+            return
+        self.frames.append(KeptFrame(float(t), data.tobytes(), shown.shape[1], shown.shape[0], box))
+        if len(self.frames) > self.max_frames:
+            self.frames = self.frames[::2]
+            self._spacing = max(self._spacing * 2, self.frames[1].t - self.frames[0].t)
+
+    def nearest(self, t: float) -> KeptFrame | None:
+        return min(self.frames, key=lambda f: abs(f.t - t)) if self.frames else None
+
+
 def grab_frames(path: Path, times: Sequence[float], limits: DecodeLimits) -> list[SampledFrame | None]:
-    """The decoded frame nearest each of `times`, at analysis size (as the fingerprint saw it).
+    """The decoded frame nearest each of `times` of an original, at analysis size.
 
     One bounded pass over the file: sampling at up to `GRAB_FPS` (fewer for long clips, so at
     most `GRAB_MAX_FRAMES` frames are converted), stopping once every moment is behind us.

@@ -25,13 +25,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 import provenance.reports.frames as fr
-from frames.bars import content_box
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError
 from provenance.core.timeutil import iso, utcnow
 from provenance.fingerprint import Fingerprint, FrameHash
-from provenance.media import probe
 from provenance.reports.frames import Image
 from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
 from provenance.verify.compare import CELL_THRESHOLD
@@ -182,7 +180,8 @@ def _heat_alt(t: float, scores: np.ndarray | None, regions: Sequence[Sequence[fl
 def _render_moment(
     k: int,
     moment: Moment,
-    query_frame: fr.SampledFrame | None,
+    query_frame: fr.KeptFrame | None,
+    query_fingerprint: Fingerprint,
     original_frame: fr.SampledFrame | None,
     original_fingerprint: Fingerprint | None,
 ) -> None:
@@ -190,12 +189,17 @@ def _render_moment(
     if query_frame is None:
         return
     t = query_frame.t  # the frame shown, which may sit a little off the moment asked for
-    shown = fr.fit(query_frame.rgb)
-    box = fr.scaled_box(content_box(query_frame.rgb), query_frame.rgb, shown)
+    clip_image = Image(
+        f"moment-{k}-clip.jpg",
+        "image/jpeg",
+        query_frame.jpeg,
+        query_frame.width,
+        query_frame.height,
+        f"Frame of the clip at {seconds(t)}.",
+    )
+    box = query_frame.box
     if moment.segment is None:
-        moment.images.append(
-            fr.encode_jpeg(f"moment-{k}-clip.jpg", shown, f"Frame of the clip at {seconds(t)}.")
-        )
+        moment.images.append(clip_image)
         moment.caption = f"The clip at {seconds(t)}."
         return
     regions = moment.segment.get("regions", [])
@@ -224,15 +228,16 @@ def _render_moment(
                     "from its fingerprint (32 by 32 grey levels): the original media is not available.",
                 )
             )
-    moment.images.append(fr.encode_jpeg(f"moment-{k}-clip.jpg", shown, f"Frame of the clip at {seconds(t)}."))
+    moment.images.append(clip_image)
     scores = None
-    if original_hash is not None:
-        scores = fr.cell_scores(fp.hash_frame(query_frame.t, query_frame.rgb), original_hash)
+    query_hash = fr.nearest_frame(query_fingerprint, t)  # the very frame kept: both sample alike
+    if original_hash is not None and query_hash is not None:
+        scores = fr.cell_scores(query_hash, original_hash)
     if scores is not None or regions:  # footage with no counterpart has nothing to compare
         moment.images.append(
             fr.encode_jpeg(
                 f"moment-{k}-changes.jpg",
-                fr.heatmap(shown, box, scores, regions),
+                fr.heatmap(query_frame.rgb(), box, scores, regions),
                 _heat_alt(t, scores, regions),
             )
         )
@@ -268,7 +273,8 @@ def _anchor_view(anchor: dict[str, Any] | None) -> dict[str, Any]:
 
 def render_report(
     result: dict[str, Any],
-    query_path: Path,
+    query: Fingerprint,
+    query_frames: fr.FrameStore,
     original_path: Path | None,
     original_fingerprint: Fingerprint | None,
     out_dir: Path,
@@ -279,19 +285,21 @@ def render_report(
 ) -> Path:
     """Write `out_dir/index.html` (self-contained) and its images; returns the HTML's path.
 
-    `original_path` is the original media when it was uploaded; otherwise the original's side
-    comes from `original_fingerprint`. Decoding stays within `limits` and a few frames.
+    The clip's side is what its verification kept (`query`, its fingerprint, and `query_frames`,
+    its stills): the upload is not decoded again. `original_path` is the original media when it
+    was uploaded; otherwise the original's side comes from `original_fingerprint`. Decoding the
+    original stays within `limits` and a few frames.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     match = result.get("match")
     segments = _segments(match)
     ranges = _tampered_ranges(result)
-    duration = float(match["query_range"][1]) if match else probe(query_path, limits).duration
+    duration = float(match["query_range"][1]) if match else query.duration
     if segments:
         duration = max(duration, *(float(s["query_end"]) for s in segments))
 
     moments = choose_moments(result, duration)
-    query_frames = fr.grab_frames(query_path, [m.query_t for m in moments], limits)
+    shown = [query_frames.nearest(m.query_t) for m in moments]
     original_times = [m.original_t for m in moments if m.original_t is not None]
     original_frames: list[fr.SampledFrame | None] = []
     if original_path is not None and original_path.is_file() and original_times:
@@ -300,9 +308,9 @@ def render_report(
         except MediaError as exc:  # the fingerprint still shows the original, coarsely
             logger.warning("report: cannot decode the original %s: %s", original_path, exc.code)
     frames_by_time = dict(zip(original_times, original_frames, strict=False))
-    for k, (moment, query_frame) in enumerate(zip(moments, query_frames, strict=True), start=1):
+    for k, (moment, query_frame) in enumerate(zip(moments, shown, strict=True), start=1):
         original_frame = frames_by_time.get(moment.original_t) if moment.original_t is not None else None
-        _render_moment(k, moment, query_frame, original_frame, original_fingerprint)
+        _render_moment(k, moment, query_frame, query, original_frame, original_fingerprint)
     moments = [m for m in moments if m.images]
 
     images: list[Image] = [img for m in moments for img in m.images]

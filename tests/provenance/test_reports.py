@@ -18,7 +18,8 @@ from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint
-from provenance.reports import render_report
+from provenance.reports import FrameStore, render_report
+from provenance.reports import frames as report_frames
 from provenance.reports.timeline import TimelineGeometry
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
@@ -35,19 +36,29 @@ BOX = (0.55, 0.2, 0.3, 0.45)
 
 # --- rendering, without a server ---
 
+# The clip, its truth, the original's fingerprint, the result, and what the verification decoded.
+Tampered = tuple[Path, TamperTruth, Fingerprint, dict[str, Any], "Seen"]
+Seen = tuple[Fingerprint, FrameStore]
+
+
+def observe(clip: Path) -> Seen:
+    """The query's fingerprint and report stills from one decode, as `Matcher.examine` makes them."""
+    stills = FrameStore()
+    return fp.compute_fingerprint(clip, limits=LIMITS, sinks=[stills]), stills
+
 
 @pytest.fixture(scope="module")
 def tampered(
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, TamperTruth, Fingerprint, dict[str, Any]]:
+) -> Tampered:
     """bikes.mp4 with a texture pasted over 3-5 s, and the verifier's result for it."""
     clip = tmp_path_factory.mktemp("clips") / "bikes-tampered.mp4"
     truth = paste_region(BIKES, clip, start=3.0, duration=2.0, box=BOX)
     original = fp.compute_fingerprint(BIKES, limits=LIMITS)
     index = FrameIndex()
     index.add("reg_original", original)
-    query = fp.compute_fingerprint(clip, limits=LIMITS)
-    result = verify_fingerprint(query, index, lambda _: original, PdqGridComparer()).to_json()
+    seen = observe(clip)
+    result = verify_fingerprint(seen[0], index, lambda _: original, PdqGridComparer()).to_json()
     assert result["verdict"] == "tampered", result
     result["id"] = "ver_test"
     result["match"].update(
@@ -65,7 +76,7 @@ def tampered(
         },
         receipt_url="/v1/registrations/reg_original/receipt",
     )
-    return clip, truth, original, result
+    return clip, truth, original, result, seen
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -82,11 +93,9 @@ def _self_contained(html: str) -> None:
     assert all(re.search(r'<img[^>]* alt="[^"]{10,}"', tag) for tag in re.findall(r"<img[^>]*>", html))
 
 
-def test_tampered_report(
-    tampered: tuple[Path, TamperTruth, Fingerprint, dict[str, Any]], tmp_path: Path
-) -> None:
-    clip, truth, original, result = tampered
-    path = render_report(result, clip, BIKES, original, tmp_path / "report", LIMITS, filename=clip.name)
+def test_tampered_report(tampered: Tampered, tmp_path: Path) -> None:
+    clip, truth, original, result, seen = tampered
+    path = render_report(result, *seen, BIKES, original, tmp_path / "report", LIMITS, filename=clip.name)
     html = path.read_text()
     _self_contained(html)
     assert "This clip is a tampered copy of the original registered as reg_original." in html
@@ -140,12 +149,10 @@ def test_tampered_report(
     assert "heat-legend.png" in names
 
 
-def test_report_without_original_media(
-    tampered: tuple[Path, TamperTruth, Fingerprint, dict[str, Any]], tmp_path: Path
-) -> None:
+def test_report_without_original_media(tampered: Tampered, tmp_path: Path) -> None:
     """No uploaded original: the fingerprint's coarse picture stands in, the heat maps remain."""
-    clip, _, original, result = tampered
-    render_report(result, clip, None, original, tmp_path / "report", LIMITS)
+    _, _, original, result, seen = tampered
+    render_report(result, *seen, None, original, tmp_path / "report", LIMITS)
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
     names = {image["name"] for image in meta["images"]}
     assert "moment-1-original.png" in names and "moment-1-changes.jpg" in names
@@ -155,11 +162,11 @@ def test_report_without_original_media(
 
 def test_unknown_report(tmp_path: Path) -> None:
     clip = sample_clip("bigbuckbunny.mp4")
-    query = fp.compute_fingerprint(clip, limits=LIMITS)
+    query, stills = observe(clip)
     result = verify_fingerprint(query, FrameIndex(), lambda _: query, PdqGridComparer()).to_json()
     assert result["verdict"] == "unknown" and result["match"] is None
     result["id"] = "ver_unknown"
-    path = render_report(result, clip, None, None, tmp_path / "report", LIMITS)
+    path = render_report(result, query, stills, None, None, tmp_path / "report", LIMITS)
     html = path.read_text()
     _self_contained(html)
     assert "No registered original matches this clip." in html
@@ -181,10 +188,11 @@ def test_replaced_footage_report(tmp_path: Path) -> None:
     index = FrameIndex()
     for registration_id, fingerprint in originals.items():
         index.add(registration_id, fingerprint)
-    query = fp.compute_fingerprint(clip, limits=LIMITS)
+    query, stills = observe(clip)
     result = verify_fingerprint(query, index, originals.__getitem__, PdqGridComparer()).to_json()
     assert result["verdict"] == "tampered" and result["match"]["registration_id"] == "reg_bikes", result
-    html = render_report(result, clip, BIKES, originals["reg_bikes"], tmp_path / "report", LIMITS).read_text()
+    out = tmp_path / "report"
+    html = render_report(result, query, stills, BIKES, originals["reg_bikes"], out, LIMITS).read_text()
     assert "has no counterpart in the original (inserted or replaced footage; it shows another " in html
     assert "registered original, reg_carphone" in html
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -204,11 +212,11 @@ def test_photo_report(tmp_path: Path) -> None:
     original = fp.compute_fingerprint(photo, limits=LIMITS)
     index = FrameIndex()
     index.add("reg_photo", original)
-    query = fp.compute_fingerprint(edited, limits=LIMITS)
+    query, stills = observe(edited)
     result = verify_fingerprint(query, index, lambda _: original, PdqGridComparer()).to_json()
     assert result["verdict"] == "tampered", result
     result["id"] = "ver_photo"
-    path = render_report(result, edited, photo, original, tmp_path / "report", LIMITS)
+    path = render_report(result, query, stills, photo, original, tmp_path / "report", LIMITS)
     html = path.read_text()
     _self_contained(html)
     assert "This clip is a tampered copy" in html and 'id="timeline"' not in html
@@ -229,12 +237,24 @@ def test_report_served_and_scoped(
     camera_headers: dict[str, str],
     admin_headers: dict[str, str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registration_id = register_upload(http, camera_headers, device, BIKES)
     newsroom = make_key(http, admin_headers, "newsroom")
     paste_region(BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=BOX)
+    # Which files the report decodes (a spy that calls through): the original, never the upload.
+    opened: list[Path] = []
+    real_open = report_frames.open_media
+
+    def spy(path: Path, limits: DecodeLimits) -> Any:
+        opened.append(Path(path))
+        return real_open(path, limits)
+
+    monkeypatch.setattr(report_frames, "open_media", spy)
     result = verify(http, newsroom, tmp_path / "tampered.mp4").json()
     assert result["verdict"] == "tampered", result
+    [stored_original] = opened
+    assert stored_original.is_relative_to(service.settings.data_dir / "media"), opened
     report_dir = service.settings.data_dir / "reports" / result["id"]
     assert (report_dir / "index.html").is_file() and (report_dir / "timeline.png").is_file()
     assert not list(report_dir.parent.glob(".*")), "no scratch directories left behind"
