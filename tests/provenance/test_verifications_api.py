@@ -94,7 +94,10 @@ def test_verify_benign_tampered_unknown(
     assert match["registration_id"] == registration_id
     assert match["device_id"] == device.id
     assert match["signature_valid"] is True
-    assert match["anchor"]["status"] == "pending"
+    # Anchored or not yet, depending on how far the batcher got: either way the status says which.
+    anchor = match["anchor"]
+    assert anchor["status"] in ("pending", "anchored"), anchor
+    assert (anchor["status"] == "anchored") == bool(anchor.get("transaction")), anchor
     assert match["original_range"][0] < 0.5 and match["original_range"][1] > 9.0
     assert match["tampered_ranges"] == []
     fetched = http.get(f"/v1/verifications/{result['id']}", headers=newsroom).json()
