@@ -165,7 +165,13 @@ def serve(role: RoleOpt = None) -> None:
             fail(f"--role must be all, api or worker, not {role!r}", 2)
         settings = settings.model_copy(update={"role": role})
     private_data_dir(settings.data_dir)
+    from frames.faces import FaceModelError, face_models
     from provenance.core.outage import DatabaseUnavailable
+
+    try:  # checked now, not at the first face: a damaged model must not skew or fail verifications
+        face_models()
+    except FaceModelError as exc:
+        fail(str(exc), 1)
 
     try:
         service = open_service(settings)

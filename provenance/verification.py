@@ -30,6 +30,7 @@ from provenance.core.security import new_id
 from provenance.core.storage import StorageFull, is_storage_full
 from provenance.core.text import refuse_nul
 from provenance.core.timeutil import iso, utcnow
+from provenance.faces import FaceCollector, Faces
 from provenance.ledger import log, merkle
 from provenance.models import Device, LogEntry, Registration, Verification
 from provenance.receipts import build_receipt
@@ -38,7 +39,7 @@ from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ClipFrames, ComparerPolicy, Mode, fingerprint_clip
-from provenance.verify.verdict import verify_fingerprint
+from provenance.verify.verdict import QUERY_FACE_STEP, verify_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Matcher:
     ) -> None:
         self.engine = engine
         self.index = FrameIndex()
+        self.with_faces = 0  # registered originals with a face channel (fingerprint version 3)
         # The baseline: what version 1 registrations, and version 2 ones when the learned comparer
         # does not qualify (PROVENANCE_COMPARER, the weights' evaluation), are compared with.
         self.comparer: Comparer = comparer or PdqGridComparer()
@@ -90,6 +92,8 @@ class Matcher:
         with self._add_lock:
             if registration_id not in self.index:
                 self.index.add(registration_id, fingerprint)
+                if fingerprint.faces is not None:
+                    self.with_faces += 1
 
     def feed(self, registration_id: str, fingerprint: fp.Fingerprint) -> None:
         """Queue a new registration for the index (cheap: the request does not wait for the hashing)."""
@@ -166,20 +170,33 @@ class Matcher:
             raise NotFound("registration_not_found", registration_id)
         return fp.Fingerprint.decode(registration.fingerprint)
 
-    def outcome(self, query: fp.Fingerprint, clip: ClipFrames | None = None) -> dict[str, Any]:
+    def outcome(
+        self, query: fp.Fingerprint, clip: ClipFrames | None = None, faces: Faces | None = None
+    ) -> dict[str, Any]:
         """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
         self.drain()
-        outcome = verify_fingerprint(query, self.index, self._load, self.policy.factory(clip))
+        outcome = verify_fingerprint(
+            query, self.index, self._load, self.policy.factory(clip), query_faces=faces
+        )
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 
     def examine(self, path: Path, settings: Settings) -> Examined:
         """Decode a clip once: fingerprint it (keeping its frames when the learned comparer may use
         them, and stills for its report) and match it."""
         stills = FrameStore()
+        self.drain()
+        # The clip's faces, compared with an original's face channel at the aligned instants: only
+        # worth their cost while some registered original has one (fingerprint version 3).
+        faces = FaceCollector(fps=1 / QUERY_FACE_STEP) if self.with_faces else None
         query, clip = fingerprint_clip(
-            path, self.policy, limits=settings.limits, sample_fps=settings.sample_fps, sinks=[stills]
+            path,
+            self.policy,
+            limits=settings.limits,
+            sample_fps=settings.sample_fps,
+            sinks=[stills],
+            faces=faces,
         )
-        return Examined(self.outcome(query, clip), query, stills)
+        return Examined(self.outcome(query, clip, faces.faces() if faces else None), query, stills)
 
     def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
         return self.examine(path, settings).outcome
