@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from frames.samples import sample_clip
 from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
 from provenance import fingerprint as fp
 from provenance import reports
@@ -27,7 +28,6 @@ from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import verify_fingerprint
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
-from tests.samples import sample_clip
 
 BIKES = sample_clip("bikes.mp4")
 LIMITS = DecodeLimits(max_decode_seconds=60)
