@@ -19,6 +19,7 @@ from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint
+from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
 from provenance.reports.timeline import TimelineGeometry
@@ -244,7 +245,7 @@ def test_report_served_and_scoped(
     paste_region(BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=BOX)
     # Which files the report decodes (a spy that calls through): the original, never the upload.
     opened: list[Path] = []
-    real_open = report_frames.open_media
+    real_open = open_media  # what reports.frames calls, from provenance.media
 
     def spy(path: Path, limits: DecodeLimits) -> Any:
         opened.append(Path(path))
