@@ -26,7 +26,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy provenance detector generator frames tests bench
+	$(BIN)/mypy provenance detector generator frames harness tests bench
 
 # The tests use the real PostgreSQL at 127.0.0.1:5432 and Debian's Chromium; start or install them if absent.
 services:

@@ -32,15 +32,15 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from frames.samples import sample_clip
+from harness.server import running_server
+from harness.topology import topology
 from provenance import fingerprint as fp
 from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess
 from provenance.chain.contract import ChainClient
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
-from tests.e2e.server import running_server
-from tests.e2e.topology import topology
-from tests.samples import sample_clip
 
 
 def signed_manifests(n: int, key: Ed25519PrivateKey) -> list[dict[str, str]]:

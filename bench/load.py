@@ -27,12 +27,12 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from frames.samples import sample_clip
+from harness.topology import api_key, topology
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
-from tests.e2e.topology import api_key, topology
-from tests.samples import sample_clip
 
 REGISTRATIONS_PER_VERIFICATION = 4
 # The bench measures throughput, not the per-key limits: each client stays far below them anyway.
@@ -130,9 +130,9 @@ async def run_clients(
 @contextmanager
 def single_process(root: Path) -> Iterator[list[str]]:
     """One `serve --role all` process on PostgreSQL and anvil: today's single process."""
+    from harness.server import running_server
+    from harness.topology import fresh_database
     from provenance.chain.anvil import AnvilProcess
-    from tests.e2e.server import running_server
-    from tests.e2e.topology import fresh_database
 
     root.mkdir(parents=True, exist_ok=True)
     with AnvilProcess() as anvil, fresh_database() as database_url:

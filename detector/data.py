@@ -39,6 +39,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 import skimage.data
 
 from detector.inputs import SIDE, cell_fractions, prepare, prepare_mask
@@ -202,7 +203,7 @@ class PhotoFootage(Footage):
         self.light = (rng.uniform(0, 0.15), rng.uniform(0.2, 1.0), rng.uniform(0, 6.28))
         self.spot = (rng.uniform(0, 40), rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(-0.1, 0.1))
 
-    def frame(self, t: float) -> np.ndarray:
+    def frame(self, t: float) -> npt.NDArray[np.uint8]:
         t = self.clamp(t)
         u = t / self.duration - 0.5
         zoom = self.zoom[0] * (1 + self.zoom[1] * u)
@@ -227,7 +228,8 @@ class PhotoFootage(Footage):
         # The light is smooth: computed at 1/8 size and enlarged.
         small = _light_spot(self.width // 8, self.height // 8, sx + drift * t, sy, strength)
         light = cv2.resize(small, (self.width, self.height), interpolation=cv2.INTER_LINEAR)[:, :, None]
-        return np.clip(out.astype(np.float32) * gain + light, 0, 255).astype(np.uint8)
+        frame: npt.NDArray[np.uint8] = np.clip(out.astype(np.float32) * gain + light, 0, 255).astype(np.uint8)
+        return frame
 
 
 def _light_spot(width: int, height: int, x: float, y: float, strength: float) -> np.ndarray:
@@ -295,7 +297,7 @@ class SyntheticFootage(Footage):
             self.sprites.append((sprite, alpha, position, velocity))
         self.gain = (rng.uniform(0, 0.1), rng.uniform(0.2, 1.0))
 
-    def frame(self, t: float) -> np.ndarray:
+    def frame(self, t: float) -> npt.NDArray[np.uint8]:
         t = self.clamp(t)
         cw, ch = self.canvas.shape[1], self.canvas.shape[0]
         x, y = self.start + self.velocity * t
@@ -309,7 +311,8 @@ class SyntheticFootage(Footage):
             _paste_clipped(out, sprite, alpha, int(px) - size, int(py) - size)
         depth, freq = self.gain
         gain = 1 + depth * math.sin(freq * t)
-        return np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        frame: npt.NDArray[np.uint8] = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        return frame
 
 
 def _paste_clipped(out: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from frames.bars import strip_bars
 
@@ -46,8 +47,9 @@ def prepare_mask(mask: np.ndarray, box: tuple[int, int, int, int], side: int = S
     return cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
 
 
-def cell_fractions(mask: np.ndarray, grid: int) -> np.ndarray:
+def cell_fractions(mask: np.ndarray, grid: int) -> npt.NDArray[np.floating]:
     """(grid, grid) share of each cell covered by a (side, side) mask in 0..1."""
     side = mask.shape[0]
     step = side // grid
-    return mask.reshape(grid, step, grid, step).mean(axis=(1, 3))
+    fractions: npt.NDArray[np.floating] = mask.reshape(grid, step, grid, step).mean(axis=(1, 3))
+    return fractions

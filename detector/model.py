@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -202,9 +203,10 @@ class TripletNet(nn.Module):
         glob = valid_glob.new_zeros((b * t, valid_glob.shape[-1]))
         cells[flat] = valid_cells
         glob[flat] = valid_glob
-        return self.aggregator(
+        embedded: tuple[torch.Tensor, torch.Tensor] = self.aggregator(
             cells.reshape(b, t, *cells.shape[1:]), glob.reshape(b, t, glob.shape[-1]), mask
         )
+        return embedded
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -224,12 +226,13 @@ class SegmentEmbedding:
     cells: np.ndarray  # (GRID, GRID, CELL_DIM) float32, each unit length
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def _unit(v: np.ndarray) -> npt.NDArray[np.float32]:
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    return (v / np.maximum(norm, 1e-8)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (v / np.maximum(norm, 1e-8)).astype(np.float32)
+    return unit
 
 
-def _scaled(vectors: np.ndarray, peak_value: int) -> np.ndarray:
+def _scaled(vectors: np.ndarray, peak_value: int) -> npt.NDArray[np.int8]:
     """Each vector (last axis) scaled so its largest component is +-`peak_value`, rounded (int8).
 
     Only directions matter (`dequantise` re-normalises), so no scale needs storing and every
@@ -237,7 +240,8 @@ def _scaled(vectors: np.ndarray, peak_value: int) -> np.ndarray:
     """
     peak = np.abs(vectors).max(axis=-1, keepdims=True)
     scaled = np.rint(vectors / np.maximum(peak, 1e-8) * peak_value)
-    return np.clip(scaled, -peak_value, peak_value).astype(np.int8)
+    levels: npt.NDArray[np.int8] = np.clip(scaled, -peak_value, peak_value).astype(np.int8)
+    return levels
 
 
 def quantise(embedding: SegmentEmbedding) -> bytes:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pdqhash
 
 from frames.bars import content_box
@@ -85,10 +86,13 @@ def describe(rgb: np.ndarray) -> Descriptor:
     return Descriptor(pdq=pdq, quality=int(quality), grid=grid)
 
 
-def _block_means(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def _block_means(plane: np.ndarray, rows: int, cols: int) -> npt.NDArray[np.float32]:
     """Exact area average of a plane whose size is a multiple of (rows, cols)."""
     height, width = plane.shape
-    return plane.reshape(rows, height // rows, cols, width // cols).mean(axis=(1, 3), dtype=np.float32)
+    means: npt.NDArray[np.float32] = plane.reshape(rows, height // rows, cols, width // cols).mean(
+        axis=(1, 3), dtype=np.float32
+    )
+    return means
 
 
 def encode_grid(ycc: np.ndarray) -> bytes:
@@ -125,11 +129,12 @@ def grid_fields(grid: bytes) -> GridFields:
     return GridFields(fields.thumbs[0], fields.luma[0], fields.chroma[0])
 
 
-def field_distances(a: GridFields, b: GridFields) -> np.ndarray:
+def field_distances(a: GridFields, b: GridFields) -> npt.NDArray[np.float32]:
     """Per-cell distance of two decoded grids, shape (rows, cols), in 8-bit levels (0 = same)."""
     shape = np.abs(a.thumbs - b.thumbs).mean(axis=1)
     colour = np.abs(a.luma - b.luma) + 0.5 * np.abs(a.chroma - b.chroma).sum(axis=1)
-    return (shape + colour).reshape(GRID_ROWS, GRID_COLS)
+    distances: npt.NDArray[np.float32] = (shape + colour).reshape(GRID_ROWS, GRID_COLS)
+    return distances
 
 
 def grid_distances(a: bytes, b: bytes) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from frames.samples import sample_clip
 from generator.landmarks import Landmarks, largest, track
@@ -141,7 +142,7 @@ def _grace_hopper() -> np.ndarray:
     )
 
 
-def _lfw_canvas(index: int) -> np.ndarray:
+def _lfw_canvas(index: int) -> npt.NDArray[np.uint8]:
     """An LFW crop upscaled and set in a blurred continuation of its own edges (no second face)."""
     from skimage import data
 
@@ -155,7 +156,8 @@ def _lfw_canvas(index: int) -> np.ndarray:
     outside = np.maximum(np.abs(xx - side / 2), np.abs(yy - side / 2)) - _LFW_SIDE / 2
     keep = np.clip(1 - outside / 16, 0, 1)
     grey = canvas * keep + blurred * (1 - keep)
-    return cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    rgb: npt.NDArray[np.uint8] = cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    return rgb
 
 
 @cache
@@ -210,13 +212,14 @@ def _walk(rng: np.random.Generator, count: int, amplitude: float, smooth: float)
     return np.asarray(path * (amplitude / peak))
 
 
-def _mouth_track(rng: np.random.Generator, count: int, fps: float) -> np.ndarray:
+def _mouth_track(rng: np.random.Generator, count: int, fps: float) -> npt.NDArray[np.float64]:
     """Mouth opening in [0, 1]: syllables at about 4 per second, with pauses."""
     syllables = rng.uniform(0, 1, size=count) ** 2
     talking = _smooth((rng.uniform(size=count) < 0.8).astype(np.float64), fps / 2)
     track_ = _smooth(syllables, fps / 10) * talking
     peak = float(track_.max()) or 1.0
-    return np.clip(track_ / peak, 0, 1)
+    track: npt.NDArray[np.float64] = np.clip(track_ / peak, 0, 1)
+    return track
 
 
 def _blink_track(rng: np.random.Generator, count: int, fps: float) -> np.ndarray:
@@ -322,12 +325,13 @@ def _expression_maps(
 
 def _relight(
     rgb: np.ndarray, gain: float, gamma: float, tint: np.ndarray, side: float, noise: np.ndarray
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     x = rgb.astype(np.float32) / 255
     width = x.shape[1]
     light = 1 + side * np.linspace(-1, 1, width, dtype=np.float32)[None, :, None]
     x = np.clip(x * (gain * light) * tint.astype(np.float32), 0, 1) ** np.float32(gamma)
-    return np.clip(x * 255 + noise, 0, 255).astype(np.uint8)
+    graded: npt.NDArray[np.uint8] = np.clip(x * 255 + noise, 0, 255).astype(np.uint8)
+    return graded
 
 
 def make_clip(

@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from frames.faces import face_models, landmark_points
 
@@ -60,14 +61,15 @@ class Landmarks:
         left, right = self.eyes
         return float(np.hypot(*(right - left)))
 
-    def to_image(self, ab: np.ndarray) -> np.ndarray:
+    def to_image(self, ab: np.ndarray) -> npt.NDArray[np.float64]:
         """Face-frame coordinates (N×2, in eye distances) to image pixels."""
         left, right = self.eyes
         u = right - left
         v = np.array([-u[1], u[0]])
         centre = (left + right) / 2
         ab = np.asarray(ab, dtype=np.float64).reshape(-1, 2)
-        return centre + ab[:, :1] * u + ab[:, 1:] * v
+        pixels: npt.NDArray[np.float64] = centre + ab[:, :1] * u + ab[:, 1:] * v
+        return pixels
 
     def anchors(self) -> np.ndarray:
         """Eye centres and nose (3×2): the points a similarity alignment is fitted to."""

@@ -21,6 +21,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from generator.variants import Clip, read_clip, write_clip
 
@@ -72,10 +73,13 @@ def texture_patch(width: int, height: int, seed: int = 0) -> np.ndarray:
 PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
 
 
-def blend(frame: np.ndarray, content: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def blend(frame: np.ndarray, content: np.ndarray, mask: np.ndarray) -> npt.NDArray[np.uint8]:
     """`content` over `frame` through a float mask (H, W, 0..1): a feathered edit."""
     alpha = mask[:, :, None]
-    return (alpha * content.astype(np.float32) + (1 - alpha) * frame.astype(np.float32)).astype(np.uint8)
+    blended: npt.NDArray[np.uint8] = (
+        alpha * content.astype(np.float32) + (1 - alpha) * frame.astype(np.float32)
+    ).astype(np.uint8)
+    return blended
 
 
 def paste(frame: np.ndarray, box: PixelBox, patch: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from frames.faces import FaceModels, face_models
 from provenance.core.errors import DomainError
@@ -148,7 +149,8 @@ _NO_IDENTITY = np.zeros(IDENTITY_DIM, np.float32)
 
 
 def _quantise(values: np.ndarray, scale: float) -> bytes:
-    return np.clip(np.rint(np.asarray(values, np.float32) * scale), -127, 127).astype(np.int8).tobytes()
+    levels: npt.NDArray[np.float32] = np.rint(np.asarray(values, np.float32) * scale)
+    return np.clip(levels, -127, 127).astype(np.int8).tobytes()
 
 
 def _dequantise(data: bytes, scale: float) -> np.ndarray:
@@ -194,12 +196,16 @@ def describe(models: FaceModels, t: float, rgb: np.ndarray, identity: bool = Tru
     return found
 
 
-def _thumb(chip: np.ndarray, region: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
+def _thumb(
+    chip: np.ndarray, region: tuple[float, float, float, float], shape: tuple[int, int]
+) -> npt.NDArray[np.float32]:
     """A zero-mean, contrast-normalised grey thumbnail of a region of the aligned chip."""
     top, bottom, left, right = (round(v * CHIP) for v in region)
     grey = cv2.cvtColor(chip[top:bottom, left:right], cv2.COLOR_RGB2GRAY).astype(np.float32)
     small = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).ravel()
-    normalised = (small - small.mean()) / max(float(small.std()), _THUMB_STD_FLOOR) * _THUMB_SCALE
+    normalised: npt.NDArray[np.float32] = (
+        (small - small.mean()) / max(float(small.std()), _THUMB_STD_FLOOR) * _THUMB_SCALE
+    )
     return np.clip(normalised, -127, 127).astype(np.float32)
 
 

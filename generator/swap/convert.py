@@ -17,6 +17,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from generator.faces import Face, align, face_oval, paste_back, track_faces
@@ -100,7 +101,9 @@ def blend_mask(learned: np.ndarray, *, feather: float = 0.06) -> np.ndarray:
     return np.clip(soft, 0, 1)
 
 
-def reinhard_transfer(source: np.ndarray, target: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+def reinhard_transfer(
+    source: np.ndarray, target: np.ndarray, region: np.ndarray | None = None
+) -> npt.NDArray[np.uint8]:
     """`source` (RGB uint8) with the Lab means and deviations of `target` (Reinhard et al. 2001).
 
     Statistics are taken over `region` (boolean) of both images when given: the face, not the
@@ -114,7 +117,8 @@ def reinhard_transfer(source: np.ndarray, target: np.ndarray, region: np.ndarray
     moved = (src - s_mean) * (t_std / s_std) + t_mean
     moved[..., 0] = np.clip(moved[..., 0], 0, 100)
     rgb = cv2.cvtColor(moved.astype(np.float32), cv2.COLOR_LAB2RGB)
-    return np.clip(rgb * 255, 0, 255).round().astype(np.uint8)
+    moved_rgb: npt.NDArray[np.uint8] = np.clip(rgb * 255, 0, 255).round().astype(np.uint8)
+    return moved_rgb
 
 
 def _region(mask: np.ndarray, matrix: np.ndarray, width: int, height: int) -> list[float] | None:

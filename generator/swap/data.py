@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from generator.faces import Face, align, detect_faces, landmarks_from_eyes, track_faces
 from generator.variants import iter_frames
@@ -128,7 +129,8 @@ def _relight(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         lit = cv2.GaussianBlur(lit, (3, 3), rng.uniform(0.3, 1.0))
     lit = lit + rng.normal(0, 0.01, lit.shape).astype(np.float32)
-    return np.clip(lit * 255, 0, 255).round().astype(np.uint8)
+    relit: npt.NDArray[np.uint8] = np.clip(lit * 255, 0, 255).round().astype(np.uint8)
+    return relit
 
 
 def animate(

@@ -44,7 +44,8 @@ class _Upscale(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.shuffle(self.act(self.conv(x)))
+        upscaled: Tensor = self.shuffle(self.act(self.conv(x)))
+        return upscaled
 
 
 class Encoder(nn.Module):
@@ -66,7 +67,8 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         code = self.dense(self.convs(x)).view(-1, self.base, self.cells, self.cells)
-        return self.up(code)
+        upscaled: Tensor = self.up(code)
+        return upscaled
 
 
 class Decoder(nn.Module):
@@ -99,7 +101,8 @@ class SwapModel(nn.Module):
 
     def forward(self, x: Tensor, identity: Identity) -> tuple[Tensor, Tensor]:
         """Faces (N, 3, 64, 64) in 0..1 drawn as `identity`: (rgb, mask)."""
-        return self.decoder(identity)(self.encoder(x))
+        drawn: tuple[Tensor, Tensor] = self.decoder(identity)(self.encoder(x))
+        return drawn
 
 
 class Critic(nn.Module):
@@ -115,7 +118,8 @@ class Critic(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x * 2 - 1)
+        scores: Tensor = self.net(x * 2 - 1)
+        return scores
 
 
 def parameter_count(module: nn.Module) -> int:

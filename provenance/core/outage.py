@@ -71,7 +71,7 @@ class Backoff:
 
     def next(self) -> float:
         """Seconds to wait before the next attempt: half fixed, half random, at most `cap_s`."""
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempts, 16)))
+        ceiling = min(self.cap_s, self.base_s * (2.0 ** min(self.attempts, 16)))
         self.attempts += 1
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 

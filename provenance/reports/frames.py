@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from matplotlib import colormaps
 
 from frames.bars import content_box
@@ -227,7 +228,7 @@ def coarse_original(frame: FrameHash, width: int, height: int) -> np.ndarray:
     return np.repeat(big[..., None], 3, axis=2)
 
 
-def legend_bar(width: int = 240, height: int = 14) -> np.ndarray:
+def legend_bar(width: int = 240, height: int = 14) -> npt.NDArray[np.uint8]:
     """The heat scale as an RGB strip: same (left), threshold (middle), clearly changed (right)."""
     levels = np.linspace(0.0, 1.0, width, dtype=np.float32)
     alpha = 0.06 + 0.74 * levels
@@ -235,7 +236,8 @@ def legend_bar(width: int = 240, height: int = 14) -> np.ndarray:
     row = grey * (1 - alpha[:, None]) + heat_colours(levels) * alpha[:, None]
     strip = np.repeat(row[None], height, axis=0)
     strip[:, width // 2 - 1 : width // 2 + 1] = 0  # the threshold
-    return np.clip(strip, 0, 255).astype(np.uint8)
+    legend: npt.NDArray[np.uint8] = np.clip(strip, 0, 255).astype(np.uint8)
+    return legend
 
 
 def describe_box(x: float, y: float, w: float, h: float) -> str:

@@ -30,6 +30,7 @@ from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError
 from provenance.core.timeutil import iso, utcnow
 from provenance.fingerprint import Fingerprint, FrameHash
+from provenance.media import SampledFrame
 from provenance.reports.frames import Image
 from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
 from provenance.verify.compare import CELL_THRESHOLD
@@ -182,7 +183,7 @@ def _render_moment(
     moment: Moment,
     query_frame: fr.KeptFrame | None,
     query_fingerprint: Fingerprint,
-    original_frame: fr.SampledFrame | None,
+    original_frame: SampledFrame | None,
     original_fingerprint: Fingerprint | None,
 ) -> None:
     """Fill `moment.images` (original, clip, changes) and its caption."""
@@ -301,7 +302,7 @@ def render_report(
     moments = choose_moments(result, duration)
     shown = [query_frames.nearest(m.query_t) for m in moments]
     original_times = [m.original_t for m in moments if m.original_t is not None]
-    original_frames: list[fr.SampledFrame | None] = []
+    original_frames: list[SampledFrame | None] = []
     if original_path is not None and original_path.is_file() and original_times:
         try:
             original_frames = fr.grab_frames(original_path, original_times, limits)

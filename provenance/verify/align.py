@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from provenance.fingerprint import Fingerprint
 from provenance.verify import thumbs
@@ -110,8 +111,9 @@ def distance_matrix(query: Fingerprint, original: Fingerprint, scale: float = 1.
     return np.where(q_ok[:, None] & o_ok[None, :], best, _NO_MATCH)
 
 
-def _tolerance(dq: np.ndarray) -> np.ndarray:
-    return STEP_TOLERANCE + DRIFT_TOLERANCE * np.abs(dq)
+def _tolerance(dq: np.ndarray) -> npt.NDArray[np.floating]:
+    tolerance: npt.NDArray[np.floating] = STEP_TOLERANCE + DRIFT_TOLERANCE * np.abs(dq)
+    return tolerance
 
 
 def _chain(

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from frames.descriptor import GRID_COLS, GRID_ROWS
 from frames.regions import regions_of
@@ -335,7 +336,8 @@ def tone_map(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     dst = _quantiles(target, count)
     # Strictly increasing knots for np.interp; flat stretches (a uniform area) keep their level.
     src = src + np.arange(count) * 1e-4
-    return np.interp(image, src, dst).astype(np.float32)
+    mapped: npt.NDArray[np.float32] = np.interp(image, src, dst).astype(np.float32)
+    return mapped
 
 
 def _quantiles(values: np.ndarray, count: int) -> np.ndarray:
@@ -385,7 +387,7 @@ def _chroma_outside(query: np.ndarray, options: np.ndarray, fit: np.ndarray) -> 
     return total
 
 
-def shared(values: np.ndarray) -> np.ndarray:
+def shared(values: np.ndarray) -> npt.NDArray[np.float32]:
     """(8, 8) the part of each cell's score its strongest 8-neighbour shares: min(cell, neighbour).
 
     Benign changes leave lone cells over the level: a 10% crop of bikes resamples a small
@@ -396,7 +398,8 @@ def shared(values: np.ndarray) -> np.ndarray:
     ring[1, 1] = 0
     values = np.ascontiguousarray(values, dtype=np.float32)
     strongest = cv2.dilate(values, ring, borderType=cv2.BORDER_CONSTANT, borderValue=0.0)
-    return np.minimum(values, strongest)
+    neighbour: npt.NDArray[np.float32] = np.minimum(values, strongest)
+    return neighbour
 
 
 def candidates(t: float, times: np.ndarray) -> list[int]:
@@ -429,12 +432,13 @@ class CellParts:
         )
 
 
-def _combine(combined: np.ndarray, chroma: np.ndarray, structure: np.ndarray) -> np.ndarray:
+def _combine(combined: np.ndarray, chroma: np.ndarray, structure: np.ndarray) -> npt.NDArray[np.floating]:
     """(8, 8) cell scores in luma levels: the worst of the three measures, each scaled to the threshold."""
-    return np.maximum(
+    scores: npt.NDArray[np.floating] = np.maximum(
         combined,
         np.maximum(LOCAL_COLOUR_GAIN * shared(chroma), STRUCTURE_GAIN * shared(structure)),
     )
+    return scores
 
 
 class PdqGridComparer:

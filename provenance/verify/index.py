@@ -37,6 +37,7 @@ from functools import lru_cache
 
 import faiss
 import numpy as np
+import numpy.typing as npt
 
 from frames.descriptor import PDQ_BYTES
 from provenance.fingerprint import Fingerprint, FrameHash
@@ -150,10 +151,11 @@ def _flip_masks(bits: int, flips: int) -> np.ndarray:
     return np.asarray(masks, dtype=np.uint64)
 
 
-def _hamming_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _hamming_rows(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.int64]:
     """Hamming distance of a[k] and b[k], row by row, for (n, 4) uint64 arrays."""
     bits = np.bitwise_count(a ^ b)
-    return bits[:, 0].astype(np.int64) + bits[:, 1] + bits[:, 2] + bits[:, 3]
+    distances: npt.NDArray[np.int64] = bits[:, 0].astype(np.int64) + bits[:, 1] + bits[:, 2] + bits[:, 3]
+    return distances
 
 
 def _words(codes: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 
 from frames.descriptor import GRID_COLS, GRID_ROWS, THUMB, decode_grids
 from provenance.fingerprint import FrameHash
@@ -68,12 +69,13 @@ def _crop_matrix(fraction: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _hash_matrix(fraction: float) -> np.ndarray:
+def _hash_matrix(fraction: float) -> npt.NDArray[np.float32]:
     """(16, SIDE) float32: crop-and-resample followed by the 16 lowest DCT-II basis rows."""
     k = np.arange(_HASH_SIDE)[:, None]
     x = np.arange(SIDE)[None, :]
     dct = np.cos(np.pi * (2 * x + 1) * k / (2 * SIDE))
-    return (dct @ _crop_matrix(fraction)).astype(np.float32)
+    matrix: npt.NDArray[np.float32] = (dct @ _crop_matrix(fraction)).astype(np.float32)
+    return matrix
 
 
 def centre_hashes_of(thumbs: np.ndarray, scale: float = 1.0) -> np.ndarray:

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from frames.samples import sample_clip
 from generator.tampers import paste_region
+from harness.server import free_port
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
 from provenance.api.web import SESSION_COOKIE
@@ -36,9 +38,7 @@ from provenance.models import Verification
 from provenance.service import Service, open_service
 from provenance.signing import build_manifest, raw_public_key, sign_manifest
 from tests.conftest import make_key
-from tests.e2e.server import free_port
 from tests.provenance.test_reports import BOX
-from tests.samples import sample_clip
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

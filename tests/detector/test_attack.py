@@ -12,11 +12,11 @@ from detector.attack import ComparerTarget, learned_comparer, prepare_torch, sam
 from detector.inputs import prepare
 from detector.model import WEIGHTS_FILE
 from frames.bars import content_box
+from frames.samples import sample_clip
 from generator import campaign
 from generator.swap import DEFAULT_WEIGHTS, evade, load_model
 from generator.swap.augment import to_tensor
 from generator.variants import read_clip, write_clip
-from tests.samples import sample_clip
 
 needs_weights = pytest.mark.skipif(not WEIGHTS_FILE.is_file(), reason="no detector weights")
 

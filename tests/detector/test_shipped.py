@@ -11,8 +11,8 @@ import pytest
 from detector import evaluate
 from detector.comparer import TripletComparer
 from detector.model import WEIGHTS_DIR, WEIGHTS_FILE, SegmentEmbedding, dequantise, load_weights, quantise
+from frames.samples import sample_clip
 from generator import tampers, variants
-from tests.samples import sample_clip
 
 
 @pytest.fixture(scope="module")

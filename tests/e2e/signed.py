@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from harness.topology import Camera
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.signing import build_manifest, sign_manifest
-from tests.e2e.topology import Camera
 
 
 @lru_cache(maxsize=8)

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from frames.samples import sample_clip
+from harness.server import RunningServer, free_port, running_server
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
 from provenance.chain.contract import ChainClient
@@ -24,8 +26,6 @@ from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.receipts import verify_receipt
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
-from tests.e2e.server import RunningServer, free_port, running_server
-from tests.samples import sample_clip
 
 pytestmark = pytest.mark.slow
 

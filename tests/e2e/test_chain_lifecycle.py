@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import RunningServer, running_server
+from harness.server import RunningServer, running_server
 from tests.e2e.test_anchoring import FAST, Camera, chain_rpc
 
 pytestmark = pytest.mark.slow

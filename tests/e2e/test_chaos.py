@@ -15,11 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provenance import fingerprint as fp
-from provenance.chain.contract import ChainClient
-from provenance.core.config import DecodeLimits
-from tests.e2e.server import BIN, free_port
-from tests.e2e.topology import (
+from frames.samples import sample_clip
+from harness.server import BIN, free_port
+from harness.topology import (
     Load,
     Topology,
     assert_anchored_once,
@@ -30,7 +28,9 @@ from tests.e2e.topology import (
     topology,
     wait_all_anchored,
 )
-from tests.samples import sample_clip
+from provenance import fingerprint as fp
+from provenance.chain.contract import ChainClient
+from provenance.core.config import DecodeLimits
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from frames.samples import sample_clip
+from harness.server import running_server
 from provenance.c2pa import read_credentials
-from tests.e2e.server import running_server
-from tests.samples import sample_clip
 
 pytestmark = pytest.mark.slow
 

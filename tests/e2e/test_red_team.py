@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import RunningServer, running_server
+from harness.server import RunningServer, running_server
 from tests.provenance.hostile_media import hls_local_file, hls_playlist, sdp_session
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from provenance import fingerprint as fp
-from provenance.chain.contract import ChainClient
-from provenance.core.config import DecodeLimits
-from tests.e2e.topology import (
+from frames.samples import sample_clip
+from harness.topology import (
     Camera,
     Load,
     Proc,
@@ -32,7 +30,9 @@ from tests.e2e.topology import (
     topology,
     wait_all_anchored,
 )
-from tests.samples import sample_clip
+from provenance import fingerprint as fp
+from provenance.chain.contract import ChainClient
+from provenance.core.config import DecodeLimits
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import running_server
+from frames.samples import sample_clip
+from harness.server import running_server
+from harness.topology import api_key, enrol_camera
 from tests.e2e.signed import fingerprint_of, signed_form, submit_clip
-from tests.e2e.topology import api_key, enrol_camera
-from tests.samples import sample_clip
 
 pytestmark = pytest.mark.slow
 

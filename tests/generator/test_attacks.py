@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from frames.samples import sample_clip
 from generator import attacks, tampers, variants
 from generator.variants import read_clip, write_clip
-from tests.samples import sample_clip
 
 
 def test_names_are_unique_and_segments_are_known_kinds() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frames.samples import sample_clip
 from generator import campaign
 from generator.swap import DEFAULT_WEIGHTS
 from generator.swap.evasion import pdq_distance
 from generator.variants import read_clip, write_clip
-from tests.samples import sample_clip
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from frames.samples import sample_clip
 from generator.faces import (
     CANONICAL_EYES,
     Face,
@@ -19,7 +20,6 @@ from generator.faces import (
     track_faces,
 )
 from generator.variants import read_clip
-from tests.samples import sample_clip
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from frames.samples import sample_clip
 from generator.swap import DEFAULT_WEIGHTS, write_astronaut
 from generator.variants import read_clip, write_clip
 from provenance.cli import app
-from tests.samples import sample_clip
 
 runner = CliRunner()
 

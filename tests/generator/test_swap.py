@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from frames.samples import sample_clip
 from generator.faces import align, paste_back, track_faces
 from generator.swap import DEFAULT_WEIGHTS, SwapModel, SwapResult, generate_swap, swap_video, write_astronaut
 from generator.swap.augment import random_views, to_tensor, to_uint8
@@ -29,7 +30,6 @@ from generator.swap.losses import ssim
 from generator.swap.model import load_model, parameter_count, save_model
 from generator.swap.training import TrainSettings, train_swap
 from generator.variants import read_clip, write_clip
-from tests.samples import sample_clip
 
 SWAP = Path(__file__).resolve().parents[2] / "generator"
 

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from frames.samples import sample_clip
 from generator import tampers, variants
-from tests.samples import sample_clip
 
 GENERATOR = Path(variants.__file__).parent
 

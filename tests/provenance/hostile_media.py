@@ -19,8 +19,8 @@ import av
 import numpy as np
 from av.video.stream import VideoStream
 
+from frames.samples import sample_clip
 from tests.provenance.media_fixtures import audio_only, encode_frames, png_declaring
-from tests.samples import sample_clip
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from frames.descriptor import GRID_BYTES
+from frames.samples import sample_clip
 from provenance.c2pa import (
     REGISTRATION_LABEL,
     SOFT_BINDING_ALG,
@@ -38,7 +39,6 @@ from provenance.core.errors import DomainError
 from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
 from provenance.models import Registration
 from tests.provenance.media_fixtures import astronaut
-from tests.samples import sample_clip
 
 CAPTURED_AT = datetime(2025, 5, 4, 12, 30, tzinfo=UTC)
 RECEIPT: dict[str, Any] = {

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from skimage import data
 
+from frames.samples import sample_clip
 from generator.variants import reencode, reencode_image
 from provenance.c2pa import SOFT_BINDING_ALG, read_credentials
 from provenance.service import Service
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
-from tests.samples import sample_clip
 
 BIKES = sample_clip("bikes.mp4")
 

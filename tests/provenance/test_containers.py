@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frames.samples import sample_clip
 from provenance import containers
 from provenance.api.limits import json_depth
 from provenance.core.errors import MediaError
 from tests.provenance.hostile_media import gif_many_frames, mp4_sample_table_bomb, png_with_inflating_chunk
 from tests.provenance.media_fixtures import encode_frames
-from tests.samples import sample_clip
 
 
 def test_real_files_are_recognised(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 
 from detector.attack import learned_comparer
 from detector.comparer import default_comparer
+from frames.samples import sample_clip
 from generator import campaign
 from generator.variants import subclip
 from provenance import evaluation
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
 from provenance.verify.learned import meets_targets, weights_dir
-from tests.samples import sample_clip
 
 
 def test_run_stores_metrics_and_floors_degrade(

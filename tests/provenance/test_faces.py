@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from frames.samples import sample_clip
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.faces import FaceCollector, Faces
 from provenance.verify.faces import compare_faces
 from tests.provenance.media_fixtures import transcode
-from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
 CARPHONE = sample_clip("carphone_pristine.mp4")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from frames.descriptor import GRID_BYTES, grid_distances, pdq_distance
+from frames.samples import sample_clip
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
 from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, agreement, compute_fingerprint
@@ -24,7 +25,6 @@ from tests.provenance.media_fixtures import (
     paste_quarter,
     transcode,
 )
-from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
 PDQ_MATCH = 31

@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from detector.comparer import decode_segments, default_comparer, encode_segments
+from frames.samples import sample_clip
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import (
     FINGERPRINT_VERSION,
@@ -23,7 +24,6 @@ from provenance.fingerprint import (
     agreement,
     compute_fingerprint,
 )
-from tests.samples import sample_clip
 
 torch.set_num_threads(1)
 LIMITS = DecodeLimits()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from frames.samples import sample_clip
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, session_scope
 from provenance.core.locks import LeaderLock
@@ -18,7 +19,6 @@ from provenance.models import Verification
 from provenance.service import Service, open_service
 from tests.conftest import EnrolledDevice, _pg_database
 from tests.provenance.test_verifications_api import register_upload
-from tests.samples import sample_clip
 
 pytestmark = pytest.mark.postgres
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frames.samples import sample_clip
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError, MediaTooLarge
 from provenance.media import open_media, probe, sample_frames
@@ -19,7 +20,6 @@ from tests.provenance.media_fixtures import (
     png_declaring,
     remux_faststart,
 )
-from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
 

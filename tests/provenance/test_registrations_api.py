@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from frames.samples import sample_clip
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
@@ -23,7 +24,6 @@ from provenance.models import Registration, UsedNonce
 from provenance.service import Service
 from provenance.signing import build_manifest, sign_manifest
 from tests.conftest import EnrolledDevice, make_key
-from tests.samples import sample_clip
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 BIKES = sample_clip("bikes.mp4")

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from frames.samples import sample_clip
 from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
 from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint
+from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
 from provenance.reports.timeline import TimelineGeometry
@@ -27,7 +29,6 @@ from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import verify_fingerprint
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
-from tests.samples import sample_clip
 
 BIKES = sample_clip("bikes.mp4")
 LIMITS = DecodeLimits(max_decode_seconds=60)
@@ -244,7 +245,7 @@ def test_report_served_and_scoped(
     paste_region(BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=BOX)
     # Which files the report decodes (a spy that calls through): the original, never the upload.
     opened: list[Path] = []
-    real_open = report_frames.open_media
+    real_open = open_media  # what reports.frames calls, from provenance.media
 
     def spy(path: Path, limits: DecodeLimits) -> Any:
         opened.append(Path(path))

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from frames.samples import sample_clip
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
@@ -29,7 +30,6 @@ from provenance.models import LogEntry, Registration, UsedNonce, Verification
 from provenance.service import Service, open_service
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
 from tests.provenance.hostile_media import CORPUS, png_with_inflating_chunk
-from tests.samples import sample_clip
 
 # Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
 MAX_SECONDS = 15.0

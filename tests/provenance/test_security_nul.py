@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from frames.samples import sample_clip
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import ApiClient, AuditEvent, Device, Verification
 from provenance.service import Service
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_registrations_api import assert_refused
-from tests.samples import sample_clip
 
 
 @pytest.fixture

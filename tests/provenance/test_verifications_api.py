@@ -12,6 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode
 from provenance import fingerprint as fp
@@ -21,7 +22,6 @@ from provenance.service import Service
 from provenance.signing import build_manifest, sign_manifest
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_registrations_api import fingerprint_of
-from tests.samples import sample_clip
 
 BIKES = sample_clip("bikes.mp4")
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from frames.samples import sample_clip
 from generator import tampers, variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint, FrameHash, compute_fingerprint, hash_frame
@@ -31,7 +32,6 @@ from provenance.verify.compare import (
 )
 from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import Outcome, verify_fingerprint
-from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
 Truth = variants.VariantTruth | tampers.TamperTruth

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from frames.descriptor import GRID_BYTES
+from frames.samples import sample_clip
 from generator import variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
 from provenance.verify.index import MIN_QUALITY, FrameIndex
-from tests.samples import sample_clip
 
 LIMITS = DecodeLimits()
 CLIPS = {"bikes": "bikes.mp4", "carphone": "carphone_pristine.mp4", "bunny": "bigbuckbunny.mp4"}

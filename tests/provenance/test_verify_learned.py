@@ -20,6 +20,7 @@ import torch
 
 from detector.comparer import default_comparer, encode_segments
 from detector.model import SegmentEmbedding
+from frames.samples import sample_clip
 from generator import tampers, variants
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
@@ -34,7 +35,6 @@ from provenance.verify.learned import (
     weights_dir,
 )
 from provenance.verify.verdict import Outcome, verify_fingerprint
-from tests.samples import sample_clip
 
 torch.set_num_threads(1)
 LIMITS = DecodeLimits()

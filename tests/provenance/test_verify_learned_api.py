@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from detector.comparer import default_comparer, encode_segments
+from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode, subclip
 from provenance import fingerprint as fp
@@ -19,7 +20,6 @@ from provenance.models import Registration
 from provenance.service import Service
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import post_upload, register_upload, verify
-from tests.samples import sample_clip
 
 torch.set_num_threads(1)
 BIKES = sample_clip("bikes.mp4")

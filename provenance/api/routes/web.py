@@ -52,7 +52,9 @@ def install(app: FastAPI) -> None:
         for route in app.routes
     ):
         app.include_router(router)
-    if not any(m.cls is CookieSession for m in app.user_middleware):
+    # Unpacked as Starlette itself builds the stack: `Middleware.cls` is typed as a ParamSpec
+    # protocol that mypy does not see overlap with a class, though the identity check is sound.
+    if not any(cls is CookieSession for cls, _args, _kwargs in app.user_middleware):
         app.add_middleware(CookieSession)
 
 

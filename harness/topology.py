@@ -1,6 +1,6 @@
 """The docker-compose topology as local processes on loopback: anvil, a fresh PostgreSQL database,
 API processes and worker processes, all started with the same `provenance serve --role ...` entry
-points the containers use. Shared by the scale-out test and `bench.load`."""
+points the containers use. Shared by the scale-out and chaos tests and `bench.load`, `bench.anchoring`."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness.server import BIN, free_port
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
 from provenance.core.timeutil import utcnow
 from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
-from tests.e2e.server import BIN, free_port
 
 PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

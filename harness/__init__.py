@@ -1,0 +1,4 @@
+"""Real processes for the end-to-end tests and the benchmarks: `server` runs one `provenance serve`
+on a free loopback port; `topology` runs the docker-compose topology (anvil, a fresh PostgreSQL
+database, API and worker processes) as local processes. Imported from the repository's root, like
+tests/ and bench/; not part of the installed distribution."""
