@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from frames.faces import MODEL_SHA256, model_dir
+from frames.samples import sample_clip
 from generator.classic_swaps import Method, classic_swap
 from generator.footage import still
 from generator.variants import reencode
@@ -21,7 +22,6 @@ from provenance.core.config import DecodeLimits
 from provenance.service import Service
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
-from tests.samples import sample_clip
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 SWAPPED = (1.0, 3.0)  # carphone is about 4 s long
