@@ -27,8 +27,7 @@ import time
 
 import numpy as np
 
-from frames.descriptor import GRID_BYTES
-from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash
+from harness.synthetic import flip_bits, synthetic_fingerprint
 from provenance.verify.index import MATCH_DISTANCE, FrameIndex
 
 _BATCH = 20_000  # originals per add_batch call
@@ -37,30 +36,6 @@ _SCAN_CHUNK = 2_000_000  # stored hashes per numpy step of the linear scan
 
 def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def _fingerprint(codes: np.ndarray) -> Fingerprint:
-    grid = bytes(GRID_BYTES)
-    frames = tuple(
-        FrameHash(t=k / 4, pdq=codes[k].tobytes(), quality=100, grid=grid) for k in range(len(codes))
-    )
-    return Fingerprint(
-        version=VERSION_1,
-        kind="video",
-        width=640,
-        height=360,
-        duration=len(codes) / 4,
-        sample_fps=4.0,
-        frames=frames,
-    )
-
-
-def _flip(codes: np.ndarray, rng: np.random.Generator, most: int) -> np.ndarray:
-    out = codes.copy()
-    for row in out:
-        for bit in rng.choice(256, int(rng.integers(0, most + 1)), replace=False):
-            row[bit // 8] ^= np.uint8(1 << (bit % 8))
-    return out
 
 
 def linear_scan(stored: np.ndarray, queries: np.ndarray, radius: int) -> list[np.ndarray]:
@@ -96,10 +71,10 @@ def run_size(
     build_s = time.perf_counter() - start
 
     sources = rng.integers(0, originals, size=queries)
-    planted = [_flip(stored[s * frames : (s + 1) * frames], rng, 20) for s in sources]
+    planted = [flip_bits(stored[s * frames : (s + 1) * frames], rng, 20) for s in sources]
     fresh = [rng.integers(0, 256, size=(frames, 32), dtype=np.uint8) for _ in range(unregistered)]
     query_codes = planted + fresh
-    prints = [_fingerprint(codes) for codes in query_codes]
+    prints = [synthetic_fingerprint(codes) for codes in query_codes]
 
     index.search(prints[0])  # warm caches outside the timings
     index_times, found = [], []
@@ -131,7 +106,7 @@ def run_size(
         t0 = time.perf_counter()
         index.search(fp, max_distance=MATCH_DISTANCE, limit=5)
         late_times.append(time.perf_counter() - t0)
-    late = _fingerprint(_flip(extra[-frames:], rng, 20))
+    late = synthetic_fingerprint(flip_bits(extra[-frames:], rng, 20))
     late_found = index.search(late)[0].registration_id == f"late-{more - 1}"
 
     # Exact pairs from the linear scan, on the first `scanned` queries (it is slow at 1M).

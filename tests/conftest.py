@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -49,6 +50,18 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "var",
         database_url=database_url,
         limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+    )
+
+
+def chainless_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """The shared settings without the chain or the demo: for tests of keys, intake and input."""
+    return Settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        chain_mode="off",
+        demo=False,
+        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+        **overrides,
     )
 
 

@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import Settings
 from provenance.models import LogEntry, Registration
 from provenance.registry import canonical_manifest
 from provenance.service import Service
 from provenance.signing import sign_manifest
-from tests.conftest import EnrolledDevice
+from tests.conftest import EnrolledDevice, chainless_settings
 from tests.provenance.test_registrations_api import CARPHONE, assert_refused, counts, signed
 
 BATCH_MAX = 4
@@ -29,12 +29,9 @@ CAMERA_PER_MINUTE = 10
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Small bounds, so that the size and rate limits are reached with a few manifests."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+    return chainless_settings(
+        tmp_path,
+        database_url,
         registration_batch_max=BATCH_MAX,
         registration_batch_item_bytes=64 * 1024,
         rate_limits={"camera": f"{CAMERA_PER_MINUTE}/minute"},

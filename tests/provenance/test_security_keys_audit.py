@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import Settings
 from provenance.core.timeutil import iso, utcnow
 from provenance.devices import rotation_statement
 from provenance.ledger.merkle import leaf_hash
@@ -25,20 +25,14 @@ from provenance.models import AuditEvent, Device, LogEntry
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest, verify_signature
 from provenance.verification import evidence
-from tests.conftest import EnrolledDevice
+from tests.conftest import EnrolledDevice, chainless_settings
 from tests.provenance.test_registrations_api import post, signed
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """The shared fixtures' settings without the chain: these tests are about keys, not anchoring."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-    )
+    return chainless_settings(tmp_path, database_url)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -10,22 +10,16 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import Settings
 from provenance.models import ApiClient, AuditEvent, Device, Verification
 from provenance.service import Service
-from tests.conftest import EnrolledDevice, make_key
+from tests.conftest import EnrolledDevice, chainless_settings, make_key
 from tests.provenance.test_registrations_api import assert_refused
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-    )
+    return chainless_settings(tmp_path, database_url)
 
 
 def _rows(service: Service) -> tuple[int, ...]:

@@ -24,24 +24,18 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from provenance.cli import app as cli
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import Settings
 from provenance.models import AuditEvent, Registration, UsedNonce
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest
-from tests.conftest import EnrolledDevice
+from tests.conftest import EnrolledDevice, chainless_settings
 from tests.provenance.test_registrations_api import CARPHONE, assert_refused, counts, post, signed
 from tests.provenance.test_security_cli import live  # noqa: F401  (the live-server fixture)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-    )
+    return chainless_settings(tmp_path, database_url)
 
 
 def new_client(

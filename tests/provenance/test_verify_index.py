@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frames.descriptor import GRID_BYTES
 from frames.samples import sample_clip
 from generator import variants
+from harness.synthetic import flip_bits, synthetic_fingerprint
 from provenance.core.config import DecodeLimits
-from provenance.fingerprint import VERSION_1, Fingerprint, FrameHash, compute_fingerprint
+from provenance.fingerprint import Fingerprint, compute_fingerprint
 from provenance.verify.index import MIN_QUALITY, FrameIndex
 
 LIMITS = DecodeLimits()
@@ -35,30 +35,6 @@ def index(originals: dict[str, Fingerprint]) -> FrameIndex:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("index")
-
-
-def _synthetic(codes: np.ndarray, quality: int = 100) -> Fingerprint:
-    grid = bytes(GRID_BYTES)
-    frames = tuple(
-        FrameHash(t=k / 4, pdq=c.tobytes(), quality=quality, grid=grid) for k, c in enumerate(codes)
-    )
-    return Fingerprint(
-        version=VERSION_1,
-        kind="video",
-        width=64,
-        height=64,
-        duration=len(codes) / 4,
-        sample_fps=4.0,
-        frames=frames,
-    )
-
-
-def _flip(codes: np.ndarray, rng: np.random.Generator, most: int) -> np.ndarray:
-    out = codes.copy()
-    for row in out:
-        for bit in rng.choice(256, int(rng.integers(0, most + 1)), replace=False):
-            row[bit // 8] ^= np.uint8(1 << (bit % 8))
-    return out
 
 
 def test_counts_registrations_and_frames(index: FrameIndex, originals: dict[str, Fingerprint]) -> None:
@@ -102,12 +78,12 @@ def test_flat_frames_are_neither_indexed_nor_searched() -> None:
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 256, size=(8, 32), dtype=np.uint8)
     index = FrameIndex(crop_tolerant=False)
-    index.add("dark", _synthetic(codes, quality=MIN_QUALITY - 1))
+    index.add("dark", synthetic_fingerprint(codes, quality=MIN_QUALITY - 1))
     assert index.frame_count == 0
-    assert index.search(_synthetic(codes)) == []
-    index.add("lit", _synthetic(codes))
-    assert index.search(_synthetic(codes, quality=10)) == []
-    assert index.search(_synthetic(codes))[0].registration_id == "lit"
+    assert index.search(synthetic_fingerprint(codes)) == []
+    index.add("lit", synthetic_fingerprint(codes))
+    assert index.search(synthetic_fingerprint(codes, quality=10)) == []
+    assert index.search(synthetic_fingerprint(codes))[0].registration_id == "lit"
 
 
 def test_duplicate_ids_are_refused(index: FrameIndex, originals: dict[str, Fingerprint]) -> None:
@@ -130,14 +106,14 @@ def test_radius_search_is_exact_once_hashed_and_while_growing() -> None:
     everything = np.concatenate([codes, tail])
     owners = [f"r{k}" for k in range(originals) for _ in range(frames)] + ["tail"] * frames
     sources = [*rng.integers(0, originals * frames, size=150), *(originals * frames + np.arange(5))]
-    queries = _flip(everything[sources], rng, 34)  # some beyond the radius on purpose
+    queries = flip_bits(everything[sources], rng, 34)  # some beyond the radius on purpose
     words = everything.view(np.uint64)
     for query in queries:
         distances = np.bitwise_count(words ^ query.view(np.uint64)).sum(axis=1)
         expected: dict[str, int] = {}
         for i in np.flatnonzero(distances <= 31):
             expected[owners[i]] = min(expected.get(owners[i], 256), int(distances[i]))
-        found = index.search(_synthetic(query[None, :]), limit=1000)
+        found = index.search(synthetic_fingerprint(query[None, :]), limit=1000)
         assert {c.registration_id: round(c.mean_distance) for c in found} == expected
 
 
@@ -157,7 +133,7 @@ def test_concurrent_adds_and_searches() -> None:
     def reader() -> None:
         try:
             for k in range(200):
-                index.search(_synthetic(batches[k % len(batches)][:30]))
+                index.search(synthetic_fingerprint(batches[k % len(batches)][:30]))
         except BaseException as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
 
@@ -170,5 +146,5 @@ def test_concurrent_adds_and_searches() -> None:
     assert not errors
     assert len(index) == 400 and index.frame_count == 12_000
     for k in (0, 17, 39):
-        best = index.search(_synthetic(batches[k][30:60]))[0]
+        best = index.search(synthetic_fingerprint(batches[k][30:60]))[0]
         assert (best.registration_id, best.matched_query_frames) == (f"b{k}-1", 30)
