@@ -21,7 +21,6 @@ import base64
 import hashlib
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import time
@@ -34,32 +33,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from frames.samples import sample_clip
 from harness.server import running_server
-from harness.topology import topology
+from harness.topology import Camera, registration_form, topology
 from provenance import fingerprint as fp
 from provenance.chain.anvil import DEV_ACCOUNTS, AnvilProcess
 from provenance.chain.contract import ChainClient
 from provenance.core.config import DecodeLimits
-from provenance.core.timeutil import utcnow
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
+from provenance.signing import device_id_for, raw_public_key
 
 
 def signed_manifests(n: int, key: Ed25519PrivateKey) -> list[dict[str, str]]:
     """Form fields: the manifest's JSON text and its signature."""
     fpr = fp.compute_fingerprint(sample_clip("carphone_pristine.mp4"), limits=DecodeLimits())
-    device_id = device_id_for(raw_public_key(key.public_key()))
-    forms = []
-    for _ in range(n):
-        manifest = build_manifest(
-            kind="video",
-            content_sha256=secrets.token_hex(32),
-            fingerprint_version=fpr.version,
-            fingerprint_bytes=fpr.encode(),
-            fingerprint_digest=fpr.digest(),
-            captured_at=utcnow(),
-            device_id=device_id,
-        ).to_json()
-        forms.append({"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, key)})
-    return forms
+    camera = Camera(key=key, device_id=device_id_for(raw_public_key(key.public_key())), headers={})
+    return [registration_form(camera, fpr) for _ in range(n)]
 
 
 def json_body(form: dict[str, str]) -> bytes:
