@@ -19,7 +19,7 @@ from generator.variants import subclip
 from provenance import evaluation
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
-from provenance.verify.learned import meets_targets, weights_dir
+from provenance.verify.policy import meets_targets, weights_dir
 from tests.samples import sample_clip
 
 

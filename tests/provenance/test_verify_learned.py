@@ -21,18 +21,12 @@ import torch
 from detector.comparer import default_comparer, encode_segments
 from detector.model import SegmentEmbedding
 from generator import tampers, variants
-from provenance.core.config import DecodeLimits
+from provenance.core.config import ComparerMode, DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
 from provenance.index import FrameIndex
 from provenance.verify.compare import PdqGridComparer
-from provenance.verify.learned import (
-    ComparerPolicy,
-    LearnedComparer,
-    Mode,
-    fingerprint_clip,
-    meets_targets,
-    weights_dir,
-)
+from provenance.verify.learned import LearnedComparer
+from provenance.verify.policy import ComparerPolicy, fingerprint_clip, meets_targets, weights_dir
 from provenance.verify.verdict import Outcome, verify_fingerprint
 from tests.samples import sample_clip
 
@@ -58,7 +52,7 @@ class World:
         return self.made[name]
 
     def verify(
-        self, path: Path, mode: Mode = "learned", prints: dict[str, Fingerprint] | None = None
+        self, path: Path, mode: ComparerMode = "learned", prints: dict[str, Fingerprint] | None = None
     ) -> Outcome:
         prints = prints or self.prints
         index = self.index if prints is self.prints else _index(prints)
