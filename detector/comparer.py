@@ -23,6 +23,13 @@ original best (`detector.adjust`), and compared with the stored embedding:
   tampered segment; `regions` are the bounding boxes of their 8-connected groups, normalised
   ``[x, y, w, h]`` of the clip's letterbox-stripped picture.
 
+The per-window path, written once here and run by the verifier (`provenance.verify.learned`),
+the held-out evaluation and calibration alike: `run` fixes one timing offset and one crop and
+tone per alignment run; `judge` compares a stored window with the run's frames around it at that
+timing, records whether the clip covers it only in part, and gives a flagged window a second look
+at every offset; a flagged, partly covered window is `Judgement.deferred` to a frame-by-frame
+comparer, which the caller supplies.
+
 Frame features are cached by content, so comparing halves of a segment again (as the verifier
 does to sharpen a flagged stretch) costs only the aggregation. The cache makes a comparer
 unsafe to share between threads: use one per worker thread.

@@ -11,9 +11,11 @@ coffee, rocket and chelsea photos, synthetic scenes of unseen seeds):
   into stored segment embeddings, each copy at 8 fps on its own clock, its times shifted by an
   alignment error of up to 1/8 s.
 
-For each set, the learned comparer (shipped weights and calibration) and the PDQ/grid baseline
-(calibrated the same way on the same validation set) side by side: ROC AUC and TPR at 1% FPR of
-the segment score, localisation IoU, detection and false-positive rates per kind. When the
+For each set, the learned comparer (shipped weights and calibration) on the verifier's per-window
+path (`TripletComparer.run` and `judge`: run timing and crop, second look, deferred windows) and,
+given a `reference` (`python -m provenance.verify.gate` passes the shipped `PdqGridComparer` at
+its shipped threshold), that comparer side by side: ROC AUC and TPR at 1% FPR of the segment
+score, localisation IoU, detection and false-positive rates per kind. When the
 generator's swap weights exist, `face_swap`: the carphone clip with its face swapped (an attack
 training never sees: `detector.swaps`) against benign copies of the same seconds; `--before`
 records the headline figures of the model trained without face-swap negatives. A `slice` (the
