@@ -59,18 +59,20 @@ swap-weights: setup
 	$(BIN)/python -m generator.train --out generator/weights/swap.pt --steps 1834 --minutes 19.5 --seed 0 --threads 1
 
 # The learned comparer's weights (detector/weights/): each `python -m detector.train` run takes
-# under 30 min on this CPU; `python -m detector.evaluate` then measures it on held-out footage next
-# to the PDQ/grid baseline. Shipped: the run with face-swap negatives from generator/weights/swap.pt
-# (copied from with_swaps/), evaluated against the same recipe without them (without_swaps/), so
-# its evaluation.json reports the figures before and after training with the generator's fakes.
+# under 30 min on this CPU; `python -m provenance.verify.gate` (detector.evaluate with the shipped
+# PdqGridComparer beside it, both on the verifier's per-window path) then measures it on held-out
+# footage and writes the evaluation.json `auto` reads. Shipped: the run with face-swap negatives
+# from generator/weights/swap.pt (copied from with_swaps/), evaluated against the same recipe
+# without them (without_swaps/), so its evaluation.json reports the figures before and after
+# training with the generator's fakes.
 .PHONY: detector-weights detector-weights-without-swaps
 detector-weights: detector-weights-without-swaps
 	$(BIN)/python -m detector.train --seed 0 --swaps on --out detector/weights/with_swaps
-	$(BIN)/python -m detector.evaluate --weights detector/weights/with_swaps/model.pt \
+	$(BIN)/python -m provenance.verify.gate --weights detector/weights/with_swaps/model.pt \
 		--before detector/weights/without_swaps/evaluation.json
 	cp detector/weights/with_swaps/model.pt detector/weights/with_swaps/metrics.json \
 		detector/weights/with_swaps/evaluation.json detector/weights/
 
 detector-weights-without-swaps: setup
 	$(BIN)/python -m detector.train --seed 0 --swaps off --out detector/weights/without_swaps
-	$(BIN)/python -m detector.evaluate --weights detector/weights/without_swaps/model.pt
+	$(BIN)/python -m provenance.verify.gate --weights detector/weights/without_swaps/model.pt

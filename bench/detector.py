@@ -1,13 +1,14 @@
-"""Cost of the learned comparer against the PDQ/grid baseline, measured side by side in one run.
+"""Cost of the learned comparer against the shipped PDQ/grid comparer, measured side by side in one run.
 
 Run from the repository root: ``python -m bench.detector [--repeat N] [--clip PATH]``.
 The clip (bigbuckbunny.mp4 by default) is sampled once at 4 fps (longer side <= 512, as the
 verifier does); then, each repeated and summarised by its median:
 
-- register: learned segment embeddings of the whole clip vs the baseline's per-frame PDQ + grid;
+- register: learned segment embeddings of the whole clip vs the v1 frame hashes (PDQ + grid) the
+  baseline compares (`provenance.fingerprint.hash_frame`);
 - verify: every 1 s window of the clip compared with the stored original by each comparer
-  (learned: CNN features of the clip frames + aggregation + distances; baseline: descriptors of
-  the clip frames + grid/PDQ matching);
+  (learned: one alignment run, `TripletComparer.compare`; baseline: the clip frames' hashes and
+  `PdqGridComparer.compare` against the original's frames around the window);
 - storage: bytes per second of video each keeps for the original.
 
 Ratios (learned / baseline) hold on any machine; one torch thread.
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import torch
 
-from detector import baseline
 from detector.comparer import TripletComparer
 from detector.evaluate import sample_file
 from detector.model import EMBEDDING_BYTES
 from frames.samples import sample_clip
+from provenance.fingerprint import hash_frame
+from provenance.verify.compare import PdqGridComparer
 
 # What fingerprint v1 stores per frame: PDQ (32 bytes) and the 8x8 grid (1280 bytes).
 BASELINE_BYTES_PER_FRAME = 32 + 1280
@@ -51,7 +53,8 @@ def main() -> None:
     frames = sample_file(args.clip)
     comparer = TripletComparer()
     segments = comparer.embed_video_frames(frames)
-    described = [(t, baseline.describe(rgb)) for t, rgb in frames]
+    described = [hash_frame(t, rgb) for t, rgb in frames]
+    pdq_grid = PdqGridComparer()
     duration = frames[-1][0] + 0.25
 
     def learned_register() -> None:
@@ -59,7 +62,7 @@ def main() -> None:
         comparer.embed_video_frames(frames)
 
     def baseline_register() -> None:
-        [(t, baseline.describe(rgb)) for t, rgb in frames]
+        [hash_frame(t, rgb) for t, rgb in frames]
 
     def learned_verify() -> None:
         comparer._cache.clear()
@@ -67,8 +70,8 @@ def main() -> None:
 
     def baseline_verify() -> None:
         for k in range(0, len(frames), 4):
-            window = frames[k : k + 4]
-            baseline.compare([(t, baseline.describe(rgb)) for t, rgb in window], described)
+            window = [hash_frame(t, rgb) for t, rgb in frames[k : k + 4]]
+            pdq_grid.compare(window, described[max(0, k - 1) : k + 5])
 
     rows = [
         (

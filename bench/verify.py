@@ -33,7 +33,7 @@ from provenance.core.config import DecodeLimits
 from provenance.fingerprint import VERSION_1, Fingerprint, compute_fingerprint
 from provenance.verify.compare import PdqGridComparer
 from provenance.verify.index import FrameIndex
-from provenance.verify.learned import ComparerPolicy, fingerprint_clip
+from provenance.verify.policy import ComparerPolicy, fingerprint_clip
 from provenance.verify.verdict import Outcome, verify_fingerprint
 
 LIMITS = DecodeLimits()

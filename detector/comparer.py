@@ -23,6 +23,13 @@ original best (`detector.adjust`), and compared with the stored embedding:
   tampered segment; `regions` are the bounding boxes of their 8-connected groups, normalised
   ``[x, y, w, h]`` of the clip's letterbox-stripped picture.
 
+The per-window path, written once here and run by the verifier (`provenance.verify.learned`),
+the held-out evaluation and calibration alike: `run` fixes one timing offset and one crop and
+tone per alignment run; `judge` compares a stored window with the run's frames around it at that
+timing, records whether the clip covers it only in part, and gives a flagged window a second look
+at every offset; a flagged, partly covered window is `Judgement.deferred` to a frame-by-frame
+comparer, which the caller supplies.
+
 Frame features are cached by content, so comparing halves of a segment again (as the verifier
 does to sharpen a flagged stretch) costs only the aggregation. The cache makes a comparer
 unsafe to share between threads: use one per worker thread.
@@ -419,29 +426,86 @@ class TripletComparer:
         score, cell_d, glob_d, used = self.search(query, stored, offset, adjustment)
         return self.decide(stored, used, score, cell_d, glob_d)
 
-    def compare(
-        self,
-        query: Sequence[TimedFrame],
-        segments: Sequence[SegmentEmbedding],
-        offset: float | None = None,
-        estimate: bool = True,
-    ) -> list[SegmentResult]:
-        """Clip frames (times on the original's timeline, any density) against the stored windows.
+    # -- one alignment run: the per-window path the verifier and the evaluation both run -------
 
-        A window is compared when some clip frame falls in it (`assign_windows`), using the clip
-        frames up to a step beyond its ends. The timing offset is `offset` when given, else
-        estimated once from all of `query` (one alignment run) when `estimate`, else searched
-        per window; the crop and tone likewise (`estimate_adjustment`).
+    def run(self, frames: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]) -> Run:
+        """One alignment run of a clip: its frames, the timing offset and the crop and tone, each once.
+
+        One offset (`estimate_offset`) and one adjustment (`estimate_adjustment`) hold for the whole
+        run, so an edit in a few windows cannot sway either its own way.
         """
-        adjustment = None
-        if estimate:
-            if offset is None:
-                offset = self.estimate_offset(query, segments)
-            adjustment = self.estimate_adjustment(query, segments, offset)
-        return [
-            self.compare_segment(near, segments[w], offset, adjustment)
-            for w, near in self._near_frames(query, segments)
-        ]
+        placed = sorted(frames, key=lambda f: f[0])
+        offset = self.estimate_offset(placed, segments)
+        return Run(placed, offset, self.estimate_adjustment(placed, segments, offset))
+
+    def judge(self, run: Run, window: SegmentEmbedding) -> Judgement | None:
+        """One stored window against the run's clip frames around it (None: no clip frame near it).
+
+        All of the run's frames from a step before the window to its end take part, not only those
+        of one segment: half a window against an embedding of four frames differs by itself in
+        fast motion. First at the run's timing; whether the clip covers the window only in part
+        (`Judgement.partial`) is read there. A window that timing flags gets a second look at every
+        offset (`OFFSETS`), the one fitting the picture as a whole best deciding: a cut just inside
+        a window otherwise flags a benign copy sampled at another phase.
+        """
+        step = 1.0 / SAMPLE_FPS
+        near = [f for f in run.frames if window.start - step <= f[0] < window.end]
+        if not near:
+            return None
+        try:
+            result = self.compare_segment(near, window, run.offset, run.adjustment)
+            partial = result.frames < window.frames
+            if result.tampered:
+                result = self.compare_segment(near, window, None, run.adjustment)
+        except ValueError:  # no clip frame near enough to the window's instants
+            return None
+        return Judgement(result, partial)
+
+    def judge_run(self, run: Run, segments: Sequence[SegmentEmbedding]) -> list[tuple[int, Judgement]]:
+        """(window index, judgement) of each stored window a frame of the run falls in (`assign_windows`)."""
+        out = []
+        for w in sorted(assign_windows([t for t, _ in run.frames], segments)):
+            judged = self.judge(run, segments[w])
+            if judged is not None:
+                out.append((w, judged))
+        return out
+
+    def compare(
+        self, query: Sequence[TimedFrame], segments: Sequence[SegmentEmbedding]
+    ) -> list[SegmentResult]:
+        """Clip frames (one alignment run on the original's timeline, any density) against the stored windows.
+
+        `run` then `judge_run`: what the verifier does per run. A window `Judgement.deferred` says
+        to hand to a frame-by-frame comparer keeps the learned result here.
+        """
+        return [judged.result for _, judged in self.judge_run(self.run(query, segments), segments)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One alignment run of a clip: its frames on the original's timeline, timing offset, crop and tone."""
+
+    frames: list[TimedFrame]
+    offset: float
+    adjustment: Adjustment
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One stored window judged (`TripletComparer.judge`), and whether the clip covers it only in part.
+
+    `partial`: some of the window's sampling instants, at the run's timing, have no clip frame
+    near them (the clip starts or ends inside the window, or a cut or an insert does).
+    """
+
+    result: SegmentResult
+    partial: bool
+
+    @property
+    def deferred(self) -> bool:
+        """A flagged window the clip covers in part: an embedding of fewer frames is no fair match for
+        the stored one of all of them, so a frame-by-frame comparer judges it instead."""
+        return self.result.tampered and self.partial
 
 
 def _evidence(choices: Sequence[tuple[np.ndarray, float]]) -> tuple[float, np.ndarray, float]:

@@ -1,14 +1,15 @@
-"""Labelled segments for calibration and evaluation, scored by the learned comparer and the baseline.
+"""Labelled segments for calibration and evaluation, scored by the learned comparer and a reference.
 
 A `Window` is one ~1 s segment of an original (its 4 sampled frames, plus the frames either
-side for the baseline, which compares each clip frame with its temporal neighbours) and the
+side for the reference, which compares each clip frame with its temporal neighbours) and the
 copies of it to judge: benign variants of every kind in `data.BENIGN_KINDS` (plus `reencode-25`,
 a full-rate real re-encode at another size and frame rate), and tampers of every kind in
 `data.TAMPER_KINDS`, each followed by a benign chain. A copy's frames are sampled as the
 verifier would sample the clip (8 fps on its own clock, some copies at another frame rate) and
-carry the aligner's timing error (up to half a 4 fps step, `data.dense_query`); the learned
-comparer searches over timing offsets, the baseline compares the frames that fall in the window
-with the original's frames around their times.
+carry the aligner's timing error (up to half a 4 fps step, `data.dense_query`). Both comparers
+run the verifier's path (`score_windows`): the learned one `TripletComparer.run` and `judge`, the
+reference (`Reference`: the shipped `PdqGridComparer`, injected by `provenance.verify.gate`) the
+copy's 4 fps frames that fall in the window against the original's frames around their times.
 
 Metrics: ROC AUC and TPR at 1% FPR of the segment score; at the calibrated threshold, the
 detection rate per tamper kind, the false-positive rate per benign kind, and localisation IoU of
@@ -22,12 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from detector import baseline, data
-from detector.comparer import TripletComparer
+from detector import data
+from detector.comparer import Judgement, TripletComparer
 from detector.model import GRID, dequantise, quantise
 from frames.regions import box_iou, regions_of
 
@@ -152,35 +153,75 @@ def make_windows(
             yield Window(item.name, t0, original, context, queries)
 
 
+class Reference(Protocol):
+    """A frame-by-frame comparer: a deferred window goes to it, and the learned one is measured against it.
+
+    Injected, since the detector never imports the service: `provenance.verify.gate` passes the
+    shipped `PdqGridComparer`. `score` takes the clip's 4 fps frames of a window and the
+    original's frames around them (times on the original's timeline) and returns (segment score,
+    (G, G) cell scores), both over the comparer's own threshold: above 1 flags.
+    """
+
+    name: str
+
+    def score(
+        self, query: Sequence[TimedFrame], original: Sequence[TimedFrame]
+    ) -> tuple[float, np.ndarray]: ...
+
+
+def judged_outcome(
+    comparer: TripletComparer,
+    judged: Judgement,
+    reference: Reference | None,
+    query: Sequence[TimedFrame],
+    original: Sequence[TimedFrame],
+) -> tuple[float, np.ndarray]:
+    """(score, cell scores) of a judged window in the learned comparer's units, as the verifier decides it.
+
+    A deferred window (`Judgement.deferred`) goes to `reference` with the clip's 4 fps frames of
+    it (`query`), its verdict mapped onto the learned thresholds (its threshold to `threshold`,
+    cell for cell to `cell_threshold`); without a reference, or frames to give it, the learned
+    result stands.
+    """
+    if judged.deferred and reference is not None and query:
+        score, cells = reference.score(query, original)
+        return score * comparer.threshold, (cells * comparer.cell_threshold).astype(np.float32)
+    return judged.result.score, judged.result.cell_distances
+
+
 def score_windows(
-    windows: Iterable[Window], comparer: TripletComparer | None, with_baseline: bool = True
+    windows: Iterable[Window], comparer: TripletComparer | None, reference: Reference | None = None
 ) -> tuple[list[Scored], list[Scored]]:
-    """(learned, baseline) outcomes of every query; stored embeddings go through quantisation."""
+    """(learned, reference) outcomes of every query, each on the path the verifier runs.
+
+    The learned comparer: the copy is one alignment run (`TripletComparer.run`) and its window is
+    judged by `TripletComparer.judge`, a deferred window going to `reference`; stored embeddings
+    go through quantisation. The reference compares the copy's 4 fps frames in the window (every
+    other of its 8 fps ones, as the verifier's fingerprint samples them) with the original's
+    frames around them. Its records are in its own units (threshold 1).
+    """
     learned: list[Scored] = []
     base: list[Scored] = []
+    half = 0.5 / data.SAMPLE_FPS
     for window in windows:
         stored = None
         if comparer is not None:
             embedding = comparer.embed_window(window.original)
             stored = dequantise(quantise(embedding), embedding.start, embedding.end, embedding.frames)
-        context = [(t, baseline.describe(rgb)) for t, rgb in window.context] if with_baseline else []
         for q in window.queries:
+            query = list(zip(q.times, q.frames, strict=True))
+            inside = [
+                f for f in query[::2] if window.t0 - half <= f[0] < window.t0 + data.SEGMENT_SECONDS - half
+            ]
             if comparer is not None and stored is not None:
-                score, cells, _, _ = comparer.search(list(zip(q.times, q.frames, strict=True)), stored)
+                judged = comparer.judge(comparer.run(query, [stored]), stored)
+                if judged is None:
+                    raise ValueError(f"no frame of a {q.kind} copy falls near {window.source} at {window.t0}")
+                score, cells = judged_outcome(comparer, judged, reference, inside, window.context)
                 learned.append(Scored(score, cells, q.tampered, q.kind, window.source, q.truth_box, q.detail))
-            if with_baseline:
-                half = 0.5 / data.SAMPLE_FPS  # the clip frames that fall in the window
-                inside = [
-                    (t, baseline.describe(rgb))
-                    for t, rgb in zip(q.times, q.frames, strict=True)
-                    if window.t0 - half <= t < window.t0 + data.SEGMENT_SECONDS - half
-                ]
-                result = baseline.compare(inside, context)
-                base.append(
-                    Scored(
-                        result.score, result.cells, q.tampered, q.kind, window.source, q.truth_box, q.detail
-                    )
-                )
+            if reference is not None:
+                score, cells = reference.score(inside, window.context)
+                base.append(Scored(score, cells, q.tampered, q.kind, window.source, q.truth_box, q.detail))
     return learned, base
 
 

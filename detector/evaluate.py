@@ -11,9 +11,11 @@ coffee, rocket and chelsea photos, synthetic scenes of unseen seeds):
   into stored segment embeddings, each copy at 8 fps on its own clock, its times shifted by an
   alignment error of up to 1/8 s.
 
-For each set, the learned comparer (shipped weights and calibration) and the PDQ/grid baseline
-(calibrated the same way on the same validation set) side by side: ROC AUC and TPR at 1% FPR of
-the segment score, localisation IoU, detection and false-positive rates per kind. When the
+For each set, the learned comparer (shipped weights and calibration) on the verifier's per-window
+path (`TripletComparer.run` and `judge`: run timing and crop, second look, deferred windows) and,
+given a `reference` (`python -m provenance.verify.gate` passes the shipped `PdqGridComparer` at
+its shipped threshold), that comparer side by side: ROC AUC and TPR at 1% FPR of the segment
+score, localisation IoU, detection and false-positive rates per kind. When the
 generator's swap weights exist, `face_swap`: the carphone clip with its face swapped (an attack
 training never sees: `detector.swaps`) against benign copies of the same seconds; `--before`
 records the headline figures of the model trained without face-swap negatives. A `slice` (the
@@ -37,7 +39,7 @@ import cv2
 import numpy as np
 import torch
 
-from detector import baseline, calibrate, data, evalset, swaps
+from detector import data, evalset, swaps
 from detector.adjust import IDENTITY
 from detector.comparer import TripletComparer, assign_windows
 from detector.model import WEIGHTS_FILE, dequantise, load_weights, quantise
@@ -86,7 +88,7 @@ def slice_footage() -> list[data.Footage]:
 def evaluate_slice(comparer: TripletComparer) -> dict[str, Any]:
     """The small, fixed slice the tests recompute: learned comparer only, at its calibration."""
     windows = evalset.make_windows(slice_footage(), SLICE_SEED, per_clip=SLICE_WINDOWS)
-    learned, _ = evalset.score_windows(windows, comparer, with_baseline=False)
+    learned, _ = evalset.score_windows(windows, comparer)
     summary = evalset.summarise(learned, comparer.threshold, comparer.cell_threshold)
     summary["scores_mean"] = round(float(np.mean([r.score for r in learned])), 4)
     return summary
@@ -131,12 +133,14 @@ def _file_cases(
 
 
 def evaluate_files(
-    comparer: TripletComparer, work: Path, seed: int = EVAL_SEED
+    comparer: TripletComparer, work: Path, reference: evalset.Reference | None = None, seed: int = EVAL_SEED
 ) -> dict[str, list[evalset.Scored]]:
     """The `files` set: generator variants and tampers of held-out clips, as real H.264 files.
 
-    Returns records for `learned` (clip sampled at 8 fps), `learned_4fps` (every other of those
-    frames: what the comparer gets if the verifier only keeps its 4 fps samples) and `baseline`.
+    Each copy is one alignment run on the verifier's path (`TripletComparer.run`, `judge_run`; a
+    deferred window goes to `reference`). Returns records for `learned` (clip sampled at 8 fps),
+    `learned_4fps` (every other of those frames: what the comparer gets if the verifier only keeps
+    its 4 fps samples) and, with a reference, `reference` (those 4 fps frames of each window).
     """
     rng = np.random.default_rng(seed)
     sources: list[tuple[str, Path]] = [("bigbuckbunny", sample_clip("bigbuckbunny.mp4"))]
@@ -146,39 +150,38 @@ def evaluate_files(
             _write_source(footage, path)
             sources.append((footage.name, path))
     other = sample_clip("carphone_pristine.mp4")
-    records: dict[str, list[evalset.Scored]] = {"learned": [], "learned_4fps": [], "baseline": []}
+    records: dict[str, list[evalset.Scored]] = {"learned": [], "learned_4fps": [], "reference": []}
     step = 1 / data.SAMPLE_FPS
     for name, src in sources:
         original = sample_file(src)
         segments = [
             dequantise(quantise(s), s.start, s.end, s.frames) for s in comparer.embed_video_frames(original)
         ]
-        described = [(t, baseline.describe(rgb)) for t, rgb in original]
         for attack, out, make in _file_cases(src, other, work, rng, len(original) / data.SAMPLE_FPS):
             truth = make()
             kind = attack.name
             ranges = truth.ranges if isinstance(truth, tampers.TamperTruth) else []
             box = truth.regions[0] if isinstance(truth, tampers.TamperTruth) and truth.regions else None
-            # The clip sampled at 8 fps on its own clock, placed with the aligner's error.
+            # The clip sampled at 8 fps on its own clock, placed with the aligner's error; every
+            # other frame is what its fingerprint samples at 4 fps.
             phase, error = float(rng.uniform(0, 0.125)), float(rng.uniform(-0.125, 0.125))
             dense = [(t + error, rgb) for t, rgb in sample_file(out, 2 * data.SAMPLE_FPS, phase=phase)]
-            for label, query in (("learned", dense), ("learned_4fps", dense[::2])):
-                offset = comparer.estimate_offset(query, segments)  # once per clip, as per run
-                adjustment = comparer.estimate_adjustment(query, segments, offset)
-                for w, members in sorted(assign_windows([t for t, _ in query], segments).items()):
+            sparse = dense[::2]
+            in_window = assign_windows([t for t, _ in sparse], segments)
+            members = assign_windows([t for t, _ in dense], segments)
+            for label, query in (("learned", dense), ("learned_4fps", sparse)):
+                for w, judged in comparer.judge_run(comparer.run(query, segments), segments):
                     window = segments[w]
-                    frames = [query[i] for i in members]
+                    frames = [dense[i] for i in members.get(w, [])]
                     hit = any(a - 1e-6 <= t - error < b - 1e-6 for t, _ in frames for a, b in ranges)
-                    near = [f for f in query if window.start - step <= f[0] < window.end]
-                    score, cells, _, _ = comparer.search(near, window, offset, adjustment)
-                    records[label].append(evalset.Scored(score, cells, hit, kind, name, box if hit else None))
-                    if label == "learned":
-                        result = baseline.compare(
-                            [(t, baseline.describe(rgb)) for t, rgb in frames], described
-                        )
-                        records["baseline"].append(
-                            evalset.Scored(result.score, result.cells, hit, kind, name, box if hit else None)
-                        )
+                    inside = [sparse[i] for i in in_window.get(w, [])]
+                    around = [f for f in original if window.start - step - 1e-6 <= f[0] <= window.end + 1e-6]
+                    score, cells = evalset.judged_outcome(comparer, judged, reference, inside, around)
+                    truth_box = box if hit else None
+                    records[label].append(evalset.Scored(score, cells, hit, kind, name, truth_box))
+                    if label == "learned" and reference is not None and inside:
+                        score, cells = reference.score(inside, around)
+                        records["reference"].append(evalset.Scored(score, cells, hit, kind, name, truth_box))
     # A window of a tampered file that the tamper does not touch is a benign segment of it.
     tamper_names = {a.name for a in attacks.pick(FILE_ATTACKS) if a.kind == "tamper"}
     for rows in records.values():
@@ -194,7 +197,7 @@ FACE_SWAP_SEED = 6006
 
 
 def evaluate_face_swaps(
-    comparer: TripletComparer, base_cal: dict[str, float], held_out_threshold: float
+    comparer: TripletComparer, reference: evalset.Reference | None, held_out_threshold: float
 ) -> dict[str, Any]:
     """Face swaps of the carphone clip (`swaps.evaluation_swap`): an attack training never saw.
 
@@ -205,21 +208,25 @@ def evaluate_face_swaps(
     """
     video, swapped = swaps.evaluation_swap()
     windows = list(swaps.evaluation_windows(video, swapped, FACE_SWAP_SEED))
-    learned, base = evalset.score_windows(windows, comparer)
+    learned, base = evalset.score_windows(windows, comparer, reference)
     tampered = [r.score for r in learned if r.tampered]
-    return {
+    out: dict[str, Any] = {
         "source": f"{video.name} (face redrawn as identity B by {swaps.weights_file().name})",
         "frames_with_swapped_face": f"{sum(int(m.max() > 0) for m in swapped.masks)}/{len(swapped.masks)}",
         "learned": evalset.summarise(learned, comparer.threshold, comparer.cell_threshold),
-        "baseline": evalset.summarise(base, base_cal["threshold"], base_cal["cell_threshold"]),
         "learned_detection_at_held_out_1pct_fpr": {
             "threshold": round(held_out_threshold, 5),
             "rate": round(float(np.mean(np.asarray(tampered) > held_out_threshold)), 4),
         },
     }
+    if reference is not None:
+        out["baseline"] = evalset.summarise(base, 1.0, 1.0)
+    return out
 
 
-def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
+def timing(
+    comparer: TripletComparer, reference: evalset.Reference | None = None, repeats: int = 20
+) -> dict[str, float]:
     """Milliseconds per segment (4 frames of 512x288): embedding (registration), comparison (verification),
     and fitting the crop and tone on one window (done on up to 4 windows per alignment run)."""
     rng = np.random.default_rng(0)
@@ -249,21 +256,19 @@ def timing(comparer: TripletComparer, repeats: int = 20) -> dict[str, float]:
     for _ in range(repeats):
         comparer.compare_segment(frames, embedding, adjustment=IDENTITY)
     cached = (time.perf_counter() - start) / repeats
-    base_start = time.perf_counter()
-    for _ in range(repeats // 4):
-        baseline.compare(
-            [(t, baseline.describe(rgb)) for t, rgb in frames],
-            [(t, baseline.describe(rgb)) for t, rgb in frames],
-        )
-    base = (time.perf_counter() - base_start) / (repeats // 4)
-    return {
+    out = {
         "embed_ms_per_segment": round(1000 * embed, 2),
         "compare_ms_per_segment": round(1000 * compare, 2),
         "compare_ms_per_segment_features_cached": round(1000 * cached, 2),
         "adjustment_search_ms_per_window": round(1000 * search, 2),
-        "baseline_ms_per_segment": round(1000 * base, 2),
         "torch_threads": torch.get_num_threads(),
     }
+    if reference is not None:  # its frames described afresh each time, as a verification does
+        base_start = time.perf_counter()
+        for r in range(repeats // 4):
+            reference.score([(t, (rgb + r).astype(np.uint8)) for t, rgb in frames], frames)
+        out["baseline_ms_per_segment"] = round(1000 * (time.perf_counter() - base_start) / (repeats // 4), 2)
+    return out
 
 
 def _before(path: Path) -> dict[str, Any]:
@@ -307,7 +312,9 @@ def _table(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, reference: evalset.Reference | None = None) -> None:
+    """The held-out evaluation; with a `reference` (`python -m provenance.verify.gate` passes the shipped
+    `PdqGridComparer`), that comparer side by side on the same path: the figures the gate reads."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS_FILE)
     parser.add_argument("--out", type=Path, default=None, help="default: evaluation.json next to the weights")
@@ -327,10 +334,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.monotonic()
     model = load_weights(args.weights)
     comparer = TripletComparer(model)
-    print("calibrating the baseline on the validation set ...")
-    _, base_val = calibrate.validation_records(None, with_baseline=True, max_windows=args.max_windows)
-    base_cal = evalset.calibrate_thresholds(base_val, calibrate.FPR_TARGET)
-    print(f"baseline calibration: {base_cal}")
     print("held-out segments ...")
     windows = evalset.make_windows(
         data.eval_footage(),
@@ -338,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tampers_per_window=2 * len(data.TAMPER_KINDS),
         max_windows=args.max_windows,
     )
-    learned, base = evalset.score_windows(windows, comparer)
+    learned, base = evalset.score_windows(windows, comparer, reference)
     results: dict[str, Any] = {
         "model_version": model.version,
         "weights": str(args.weights),
@@ -347,42 +350,41 @@ def main(argv: Sequence[str] | None = None) -> None:
             "photos": list(data.EVAL_PHOTOS),
             "synthetic_seeds": list(data.EVAL_SYNTHETIC_SEEDS),
         },
-        "calibration": {"learned": model.calibration, "baseline": base_cal},
-        "segments": {
-            "learned": evalset.summarise(learned, comparer.threshold, comparer.cell_threshold),
-            "baseline": evalset.summarise(base, base_cal["threshold"], base_cal["cell_threshold"]),
-        },
+        "path": "the verifier's: TripletComparer.run and judge, deferred windows to the baseline",
+        "calibration": {"learned": model.calibration},
+        "segments": {"learned": evalset.summarise(learned, comparer.threshold, comparer.cell_threshold)},
     }
-    rows = [
-        ("segments / learned", results["segments"]["learned"]),
-        ("segments / baseline pdq+grid", results["segments"]["baseline"]),
-    ]
+    rows = [("segments / learned", results["segments"]["learned"])]
+    if reference is not None:
+        results["baseline"] = reference.name
+        results["calibration"]["baseline"] = {"threshold": 1.0, "cell_threshold": 1.0, "shipped": True}
+        results["segments"]["baseline"] = evalset.summarise(base, 1.0, 1.0)
+        rows.append((f"segments / {reference.name}", results["segments"]["baseline"]))
     if not args.no_files:
         print("generator files ...")
         with tempfile.TemporaryDirectory() as tmp:
-            files = evaluate_files(comparer, Path(tmp))
+            files = evaluate_files(comparer, Path(tmp), reference)
         results["files"] = {
             "learned": evalset.summarise(files["learned"], comparer.threshold, comparer.cell_threshold),
             "learned_4fps": evalset.summarise(
                 files["learned_4fps"], comparer.threshold, comparer.cell_threshold
             ),
-            "baseline": evalset.summarise(
-                files["baseline"], base_cal["threshold"], base_cal["cell_threshold"]
-            ),
         }
         rows += [
             ("files / learned (clip at 8 fps)", results["files"]["learned"]),
             ("files / learned (clip at 4 fps)", results["files"]["learned_4fps"]),
-            ("files / baseline pdq+grid", results["files"]["baseline"]),
         ]
+        if reference is not None:
+            results["files"]["baseline"] = evalset.summarise(files["reference"], 1.0, 1.0)
+            rows.append((f"files / {reference.name}", results["files"]["baseline"]))
     if swaps.available():
         print("face swaps ...")
         benign = [r.score for r in learned if not r.tampered]
-        results["face_swap"] = evaluate_face_swaps(comparer, base_cal, evalset.threshold_at_fpr(benign, 0.01))
-        rows += [
-            ("face swap / learned", results["face_swap"]["learned"]),
-            ("face swap / baseline pdq+grid", results["face_swap"]["baseline"]),
-        ]
+        at_1pct = evalset.threshold_at_fpr(benign, 0.01)
+        results["face_swap"] = evaluate_face_swaps(comparer, reference, at_1pct)
+        rows.append(("face swap / learned", results["face_swap"]["learned"]))
+        if reference is not None:
+            rows.append((f"face swap / {reference.name}", results["face_swap"]["baseline"]))
     if args.before is not None:
         results["before_face_swap_negatives"] = _before(args.before)
     print("slice and timing ...")
@@ -392,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "windows": SLICE_WINDOWS,
         "seed": SLICE_SEED,
     }
-    results["timing"] = timing(comparer)
+    results["timing"] = timing(comparer, reference)
     results["seconds"] = round(time.monotonic() - started, 1)
     out = args.out or args.weights.parent / "evaluation.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
 
 from provenance import fingerprint as fp
-from provenance.core.config import Settings
+from provenance.core.config import ComparerMode, Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError, NotFound
 from provenance.core.outage import DATABASE, Backoff, is_database_outage
@@ -38,7 +38,8 @@ from provenance.reports import FrameStore, report_failed, stored_report, write_v
 from provenance.signing import verify_signature
 from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.index import FrameIndex
-from provenance.verify.learned import ClipFrames, ComparerPolicy, Mode, fingerprint_clip
+from provenance.verify.learned import ClipFrames
+from provenance.verify.policy import ComparerPolicy, fingerprint_clip
 from provenance.verify.verdict import QUERY_FACE_STEP, verify_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Matcher:
     """The in-memory index of registered frames, rebuilt from the database at start and kept current."""
 
     def __init__(
-        self, engine: Engine, comparer: Comparer | None = None, comparer_mode: Mode = "auto"
+        self, engine: Engine, comparer: Comparer | None = None, comparer_mode: ComparerMode = "auto"
     ) -> None:
         self.engine = engine
         self.index = FrameIndex()

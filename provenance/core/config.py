@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The segment comparer setting (`PROVENANCE_COMPARER`), read by `provenance.verify.policy`.
+ComparerMode = Literal["auto", "learned", "baseline"]
+
 
 class DecodeLimits(BaseSettings):
     """Bounds on every decode, so hostile media costs a bounded amount of time and memory."""
@@ -54,7 +57,7 @@ class Settings(BaseSettings):
     # Segment comparer for version 2 registrations: "auto" uses the learned (triplet) comparer only
     # when its shipped weights meet the held-out targets, else the PDQ/grid baseline; "learned" or
     # "baseline" forces one. Version 1 registrations always use the baseline.
-    comparer: Literal["auto", "learned", "baseline"] = "auto"
+    comparer: ComparerMode = "auto"
     # Clips up to this long are verified within the request; longer ones become a job to poll.
     verify_sync_max_s: float = 30.0
     # At most this many of those run within their requests at once, on threads of their own (reads

@@ -20,7 +20,7 @@ from generator.variants import subclip
 from provenance import evaluation
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
-from provenance.verify.learned import meets_targets, weights_dir
+from provenance.verify.policy import qualifies, weights_dir
 
 
 def test_run_stores_metrics_and_floors_degrade(
@@ -35,7 +35,7 @@ def test_run_stores_metrics_and_floors_degrade(
     body = http.get("/v1/evaluations", headers=admin_headers).json()
     [stored] = body["runs"]
     # With the default `auto`, the learned comparer judges when its held-out evaluation qualifies it.
-    qualified, _ = meets_targets(
+    qualified, _ = qualifies(
         json.loads((weights_dir() / "evaluation.json").read_text()), default_comparer().version
     )
     expected = f"triplet-{default_comparer().version}" if qualified else f"pdq-grid-{PdqGridComparer.version}"
