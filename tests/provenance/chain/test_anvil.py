@@ -166,7 +166,7 @@ def test_a_node_left_running_is_stopped_at_interpreter_exit(tmp_path: Path) -> N
         f"node = AnvilProcess({str(state)!r}, state_interval=None).start()\n"
         "print(node.pid, flush=True)\n"
     )
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=60, check=True
     )
@@ -213,7 +213,7 @@ def _spawn_starter(state: Path, *, die_with_parent: bool) -> tuple[subprocess.Po
         "print(node.pid, address, flush=True)\n"
         "time.sleep(600)\n"
     )
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     starter = subprocess.Popen(
         [sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True, start_new_session=True
     )

@@ -25,7 +25,7 @@ from tests.provenance.chain_fixtures import OUTSIDER, OWNER, SECOND
 anvil = chain_fixtures.anvil
 registry = chain_fixtures.registry
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GAS_BOUND = 100_000
 
 
