@@ -5,7 +5,6 @@ points the containers use. Shared by the scale-out and chaos tests and `bench.lo
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import signal
@@ -23,11 +22,11 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness.manifests import signed_form
 from harness.server import BIN, free_port
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
-from provenance.core.timeutil import utcnow
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
+from provenance.signing import device_id_for, raw_public_key
 
 PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -284,16 +283,7 @@ def start_postgres() -> None:
 
 
 def registration_form(camera: Camera, fpr: fp.Fingerprint) -> dict[str, str]:
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=secrets.token_hex(32),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
-        captured_at=utcnow(),
-        device_id=camera.device_id,
-    ).to_json()
-    return {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, camera.key)}
+    return signed_form(fpr, camera.key, camera.device_id)
 
 
 class Load:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
 import httpx
 
+from harness import manifests
 from harness.topology import Camera
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
-from provenance.core.timeutil import utcnow
-from provenance.signing import build_manifest, sign_manifest
 
 
 @lru_cache(maxsize=8)
@@ -23,17 +21,9 @@ def fingerprint_of(path: Path) -> fp.Fingerprint:
 
 def signed_form(camera: Camera, clip: Path) -> dict[str, str]:
     """The form fields of one registration of `clip` (a fresh nonce each call)."""
-    fpr = fingerprint_of(clip)
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(clip.read_bytes()).hexdigest(),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
-        captured_at=utcnow(),
-        device_id=camera.device_id,
-    ).to_json()
-    return {"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, camera.key)}
+    return manifests.signed_form(
+        fingerprint_of(clip), camera.key, camera.device_id, hashlib.sha256(clip.read_bytes()).hexdigest()
+    )
 
 
 def register_upload(

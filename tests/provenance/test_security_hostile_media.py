@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import resource
 import time
 from collections.abc import Iterator
@@ -22,13 +21,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
+from harness.manifests import signed_form
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
-from provenance.core.timeutil import utcnow
 from provenance.models import LogEntry, Registration, UsedNonce, Verification
 from provenance.service import Service, open_service
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
+from provenance.signing import device_id_for, raw_public_key
 from tests.provenance.hostile_media import CORPUS, png_with_inflating_chunk
 
 # Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
@@ -148,21 +147,12 @@ def _assert_refused(name: str, measured: Measured) -> None:
 def test_registration_upload_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
     """A validly signed manifest naming the hostile file's hash, so the upload really is decoded."""
     data = corpus[name].read_bytes()
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(data).hexdigest(),
-        fingerprint_version=stack.claimed.version,
-        fingerprint_bytes=stack.claimed.encode(),
-        fingerprint_digest=stack.claimed.digest(),
-        captured_at=utcnow(),
-        device_id=stack.device_id,
-    ).to_json()
-    signature = sign_manifest(manifest, stack.device_key)
+    form = signed_form(stack.claimed, stack.device_key, stack.device_id, hashlib.sha256(data).hexdigest())
     rows, media = _rows(stack.service), _stored_media(stack.service)
     measured = _measure(
         lambda: stack.http.post(
             "/v1/registrations",
-            data={"manifest": json.dumps(manifest), "signature": signature},
+            data=form,
             files={"media": (corpus[name].name, data, "application/octet-stream")},
             headers=stack.camera,
         )
@@ -231,18 +221,10 @@ def test_png_with_inflating_chunk_is_read_in_bounded_memory(
 def test_stored_upload_is_named_by_its_content_not_its_name(stack: Stack, tmp_path: Path) -> None:
     """A registered original is stored under its container's suffix, whatever the client named it."""
     data = sample_clip("carphone_pristine.mp4").read_bytes()
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(data).hexdigest(),
-        fingerprint_version=stack.claimed.version,
-        fingerprint_bytes=stack.claimed.encode(),
-        fingerprint_digest=stack.claimed.digest(),
-        captured_at=utcnow(),
-        device_id=stack.device_id,
-    ).to_json()
+    form = signed_form(stack.claimed, stack.device_key, stack.device_id, hashlib.sha256(data).hexdigest())
     response = stack.http.post(
         "/v1/registrations",
-        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, stack.device_key)},
+        data=form,
         files={"media": ("clip.m3u8", data, "application/vnd.apple.mpegurl")},
         headers=stack.camera,
     )
