@@ -35,6 +35,7 @@ def test_sampled_frames_are_the_fingerprints_4_fps_picks() -> None:
 
 
 @needs_weights
+@pytest.mark.slow
 def test_evasion_pulls_learned_embeddings_towards_the_originals(tmp_path: Path) -> None:
     """A few steps with the shipped swap lower the comparer's score; the face stays swapped."""
     clip = read_clip(sample_clip("carphone_pristine.mp4"))
@@ -58,6 +59,7 @@ def test_evasion_pulls_learned_embeddings_towards_the_originals(tmp_path: Path) 
 
 
 @needs_weights
+@pytest.mark.slow
 def test_campaign_swaps_measured_by_the_comparer(tmp_path: Path) -> None:
     """Handed the comparer, the campaign's evasion aims at it too: its window scores come down."""
     clip = read_clip(sample_clip("carphone_pristine.mp4"))

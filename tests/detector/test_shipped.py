@@ -28,6 +28,7 @@ def test_weights_are_small_and_match_their_metrics(comparer: TripletComparer) ->
     assert comparer.cell_threshold > 0 and 0 < comparer.threshold < 2
 
 
+@pytest.mark.slow
 def test_shipped_weights_reproduce_the_recorded_slice(comparer: TripletComparer) -> None:
     recorded = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())["slice"]
     got = evaluate.evaluate_slice(comparer)

@@ -38,6 +38,7 @@ def test_pdq_measures_count_frames_within_the_match_distance() -> None:
     assert campaign.pdq_measures(frames, mixed, [False] * 4) == {}
 
 
+@pytest.mark.slow
 def test_face_swap_of_an_original_with_its_truth_and_measures(
     tmp_path: Path, clips: tuple[Path, Path]
 ) -> None:

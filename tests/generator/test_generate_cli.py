@@ -43,6 +43,7 @@ def test_generate_swap_writes_a_fake_with_the_shipped_weights(tmp_path: Path, sh
     assert 0 <= x < x + w <= 1 and 0 <= y < y + h <= 1
 
 
+@pytest.mark.slow
 def test_generate_swap_trains_a_new_source_and_evades(tmp_path: Path, short_clip: Path) -> None:
     """A source no weights fit (a video this time) is trained for --steps; evasion reports PDQ."""
     fake = tmp_path / "fake.mp4"

@@ -97,6 +97,7 @@ def test_model_is_small() -> None:
     assert float(mask.detach().min()) >= 0 and float(mask.detach().max()) <= 1
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_both_reconstruction_losses(trained: tuple[SwapModel, dict[str, object]]) -> None:
     _, metrics = trained
     before, after = metrics["eval_before"], metrics["eval_after"]
@@ -185,6 +186,7 @@ def test_conversion_changes_the_face_and_nothing_else(
     assert truth.ranges[-1][1] == pytest.approx(30 / float(result.fps))
 
 
+@pytest.mark.slow
 def test_generate_swap_trains_when_no_weights_fit(tmp_path: Path, short_clip: Path) -> None:
     source = write_astronaut(tmp_path / "astronaut")
     saved = tmp_path / "quick.pt"

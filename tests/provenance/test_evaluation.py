@@ -23,6 +23,7 @@ from provenance.verify.compare import PdqGridComparer
 from provenance.verify.policy import qualifies, weights_dir
 
 
+@pytest.mark.slow
 def test_run_stores_metrics_and_floors_degrade(
     http: TestClient, service: Service, admin_headers: dict[str, str], tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def swap_originals(tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.slow
 def test_face_swaps_are_verified_and_their_pdq_evasion_measured(
     service: Service, swap_originals: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,6 +128,7 @@ def test_missing_swap_weights_skip_the_swaps_with_a_reason(
     assert metrics["attacks"]["recolour"]["n"] == 2
 
 
+@pytest.mark.slow
 def test_eval_run_command_makes_swaps_and_reports_evasion(swap_originals: list[Path], tmp_path: Path) -> None:
     """`provenance eval run` in its own process, on its own data directory, as an operator runs it."""
     env = {**os.environ, "PROVENANCE_DATA_DIR": str(tmp_path / "var"), "OMP_NUM_THREADS": "1"}

@@ -61,6 +61,7 @@ def _operations(service: Service) -> list[APIOperation]:
     return [op for op in ops if (op.method.upper(), op.path) not in EXCLUDED]
 
 
+@pytest.mark.slow
 def test_every_operation_conforms_and_never_fails(fuzz_service: Service) -> None:
     """Positive and negative examples for every operation; all failures are collected, then reported."""
     key = fuzz_service.new_admin_key
