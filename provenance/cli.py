@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sys
 import time
@@ -21,6 +20,7 @@ from provenance.client import DEFAULT_SERVER, Api, ClientError, resolve_api_key
 from provenance.core.config import get_settings
 from provenance.core.errors import DomainError
 from provenance.core.secrets import InsecureSecret
+from provenance.core.storage import sha256_file
 from provenance.core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -105,14 +105,6 @@ def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
             sample_fps=settings.sample_fps,
             progress=lambda f: progress.update(task, completed=f),
         )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- server ---

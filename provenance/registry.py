@@ -22,7 +22,7 @@ from provenance import fingerprint as fp
 from provenance.core.config import Settings
 from provenance.core.errors import Conflict, DomainError, NotFound
 from provenance.core.security import new_id
-from provenance.core.storage import store_verified
+from provenance.core.storage import sha256_file, store_verified
 from provenance.core.timeutil import utcnow
 from provenance.ledger import log
 from provenance.models import Device, LogEntry, Registration, UsedNonce
@@ -117,11 +117,7 @@ def _check_fingerprint(manifest: CaptureManifest) -> tuple[bytes, fp.Fingerprint
 def _check_upload(
     settings: Settings, manifest: CaptureManifest, claimed: fp.Fingerprint, upload: Upload
 ) -> None:
-    sha = hashlib.sha256()
-    with upload.path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    if sha.hexdigest() != manifest.content_sha256:
+    if sha256_file(upload.path) != manifest.content_sha256:
         raise DomainError("content_hash_mismatch", "the uploaded media's SHA-256 is not the manifest's", 422)
     recomputed = fp.compute_fingerprint(
         upload.path, limits=settings.limits, sample_fps=claimed.sample_fps, version=claimed.version

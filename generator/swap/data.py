@@ -47,11 +47,9 @@ def image_key(images: Sequence[np.ndarray]) -> str:
 
 
 def file_key(path: Path) -> str:
-    h = hashlib.sha256()
+    """Identity of a file by its bytes (SHA-256, hex)."""
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -52,11 +52,9 @@ def is_storage_full(exc: BaseException) -> bool:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The lowercase hex SHA-256 of a file, read in chunks (media may be large)."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def store_verified(source: Path, dest: Path, sha256: str) -> bool:
