@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -87,17 +87,48 @@ def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
         text()
 
 
-def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
-    settings = get_settings()
-    if quiet or not err.is_terminal:
-        return fp.compute_fingerprint(video, limits=settings.limits, sample_fps=settings.sample_fps)
-    with Progress(
-        TextColumn("fingerprinting {task.description}"),
+def revoke(collection: str, item_id: str, server: str, api_key: str | None, as_json: bool) -> None:
+    """POST `/v1/{collection}/{item_id}/revoke` (a client or a device) and say when it took effect."""
+    with one_line_errors():
+        revoked = api(server, api_key).request("POST", f"/v1/{collection}/{item_id}/revoke")
+    emit(
+        revoked,
+        as_json,
+        lambda: out.print(f"revoked {revoked['id']} at {revoked['revoked_at']}", markup=False),
+    )
+
+
+def progress_bar(doing: str, *, disable: bool = False) -> Progress:
+    """The progress line of a long command, on stderr: `doing NAME`, a bar and the time taken; it goes
+    when the work is done."""
+    return Progress(
+        TextColumn(f"{doing} {{task.description}}"),
         BarColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as progress:
+        disable=disable,
+    )
+
+
+K = TypeVar("K")
+
+
+def key_file(path: Path, load: Callable[[Path], K]) -> K:
+    """`load(path)` of a key file the user named; one that cannot be read, or holds no such key, ends
+    the command with exit 2 and one line naming the file."""
+    with one_line_errors():
+        try:
+            return load(path)
+        except ValueError as exc:
+            fail(f"{path}: {exc}", 2)
+
+
+def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
+    settings = get_settings()
+    if quiet or not err.is_terminal:
+        return fp.compute_fingerprint(video, limits=settings.limits, sample_fps=settings.sample_fps)
+    with progress_bar("fingerprinting") as progress:
         task = progress.add_task(video.name, total=1.0)
         return fp.compute_fingerprint(
             video,
@@ -286,11 +317,7 @@ def client_revoke(
     client_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Revoke a client (admin): all its keys stop working."""
-    with one_line_errors():
-        client = api(server, api_key).request("POST", f"/v1/clients/{client_id}/revoke")
-    emit(
-        client, as_json, lambda: out.print(f"revoked {client['id']} at {client['revoked_at']}", markup=False)
-    )
+    revoke("clients", client_id, server, api_key, as_json)
 
 
 @app.command()
@@ -362,14 +389,11 @@ def device_enroll(
     """Enrol a device by its public key (admin)."""
     from provenance.signing import load_public_key, raw_public_key
 
+    public = base64.b64encode(raw_public_key(key_file(public_key_file, load_public_key))).decode()
+    body: dict[str, Any] = {"name": name, "public_key": public}
+    if client is not None:
+        body["client_id"] = client
     with one_line_errors():
-        try:
-            public = base64.b64encode(raw_public_key(load_public_key(public_key_file))).decode()
-        except ValueError as exc:
-            fail(f"{public_key_file}: {exc}", 2)
-        body: dict[str, Any] = {"name": name, "public_key": public}
-        if client is not None:
-            body["client_id"] = client
         device = api(server, api_key).request("POST", "/v1/devices", json=body)
     emit(device, as_json, lambda: out.print(f"enrolled {device['id']} ({device['name']})", markup=False))
 
@@ -407,11 +431,7 @@ def device_revoke(
     device_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Revoke a device (admin): captures after now are refused."""
-    with one_line_errors():
-        device = api(server, api_key).request("POST", f"/v1/devices/{device_id}/revoke")
-    emit(
-        device, as_json, lambda: out.print(f"revoked {device['id']} at {device['revoked_at']}", markup=False)
-    )
+    revoke("devices", device_id, server, api_key, as_json)
 
 
 @device_app.command("rotate")
@@ -514,11 +534,8 @@ def register(
         sign_manifest,
     )
 
+    key = key_file(device_key, load_private_key)
     with one_line_errors():
-        try:
-            key = load_private_key(device_key)
-        except ValueError as exc:
-            fail(f"{device_key}: {exc}", 2)
         result = fingerprint_with_progress(video, quiet=as_json)
         encoded = result.encode()
         manifest = build_manifest(
@@ -595,14 +612,7 @@ def verify(
     """Submit a clip and print whether it is authentic, tampered or unknown."""
     with one_line_errors():
         client = api(server, api_key)
-        with Progress(
-            TextColumn("verifying {task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json or not err.is_terminal,
-        ) as progress:
+        with progress_bar("verifying", disable=as_json or not err.is_terminal) as progress:
             task = progress.add_task(video.name, total=None)
             result = client.post_files("/v1/verifications", {}, {"media": video})
             while result.get("status") in ("queued", "running"):
