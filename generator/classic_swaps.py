@@ -1,18 +1,18 @@
 """Face swaps made without the autoencoder: the classic methods a forger uses with no training.
 
 The evaluation must not only catch our own generator's fakes, so these swap another identity's
-face (one photo) into every frame of a target video by three methods:
+face (one photo) into every frame of a target video by three methods (`classic_swap(method, ...)`):
 
-- `triangle_swap`: a landmark mesh (dlib's 5 points plus a face-frame oval and outer ring, see
+- `triangle`: a landmark mesh (dlib's 5 points plus a face-frame oval and outer ring, see
   `generator.landmarks`) triangulated with `cv2.Subdiv2D`; each source triangle is warped onto
   its target triangle and the result is Poisson-blended (`cv2.seamlessClone`, NORMAL_CLONE)
   through a face-shaped mask;
-- `poisson_swap`: the source face aligned by a similarity fitted to the eyes and nose, colours
+- `poisson`: the source face aligned by a similarity fitted to the eyes and nose, colours
   moved to the target's (Reinhard, Lab), then Poisson-blended (NORMAL_CLONE or MIXED_CLONE);
-- `feather_swap`: the same alignment and colour transfer, pasted with a feathered alpha oval
+- `feather`: the same alignment and colour transfer, pasted with a feathered alpha oval
   (the cheapest swap; leaves seams a Poisson blend hides).
 
-Every function keeps the target's frame count, size and frame rate and returns the same
+Every method keeps the target's frame count, size and frame rate and returns the same
 `SwapResult` as the autoencoder's `swap_video` (changed frames, altered box per frame, tracked
 face box per frame, normalised [x, y, w, h]; `.truth()` gives the `TamperTruth`).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -124,7 +125,7 @@ def warp_mesh(
 def triangle_frame(
     frame: np.ndarray, face: Landmarks, src: np.ndarray, src_face: Landmarks
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of `triangle_swap`: the swapped frame and the mask (0/255) it cloned through."""
+    """One frame of the `triangle` swap: the swapped frame and the mask (0/255) it cloned through."""
     height, width = frame.shape[:2]
     src_pts, dst_pts = src_face.mesh_points(), face.mesh_points()
     warped = warp_mesh(src, src_pts, dst_pts, triangles(src_pts), (width, height))
@@ -147,7 +148,7 @@ def _aligned(frame: np.ndarray, face: Landmarks, src: np.ndarray, src_face: Land
 def poisson_frame(
     frame: np.ndarray, face: Landmarks, src: np.ndarray, src_face: Landmarks, mode: CloneMode = "normal"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of `poisson_swap`: the swapped frame and its mask (0/255)."""
+    """One frame of the `poisson` swap: the swapped frame and its mask (0/255)."""
     height, width = frame.shape[:2]
     moved = _aligned(frame, face, src, src_face)
     mask = face_mask(face, width, height)
@@ -158,7 +159,7 @@ def poisson_frame(
 def feather_frame(
     frame: np.ndarray, face: Landmarks, src: np.ndarray, src_face: Landmarks
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of `feather_swap`: the swapped frame and its alpha (0..255)."""
+    """One frame of the `feather` swap: the swapped frame and its alpha (0..255)."""
     height, width = frame.shape[:2]
     moved = _aligned(frame, face, src, src_face)
     hard = face_mask(face, width, height, _MASK_SCALE * 0.92).astype(np.float32) / 255
@@ -222,21 +223,8 @@ def _swap_video(
     )
 
 
-def triangle_swap(
-    target: Path,
-    source: np.ndarray | Path,
-    dst: Path,
-    *,
-    start: float = 0.0,
-    end: float | None = None,
-    crf: int = DEFAULT_CRF,
-) -> SwapResult:
-    """Swap `source`'s face into `target` frames shown in [start, end) by the landmark mesh warp
-    and a NORMAL_CLONE Poisson blend; other frames are copied."""
-    return _swap_video(triangle_frame, "triangle", target, source, dst, start, end, crf)
-
-
-def poisson_swap(
+def classic_swap(
+    method: Method,
     target: Path,
     source: np.ndarray | Path,
     dst: Path,
@@ -246,45 +234,21 @@ def poisson_swap(
     end: float | None = None,
     crf: int = DEFAULT_CRF,
 ) -> SwapResult:
-    """Swap by similarity alignment, Reinhard colour transfer and a Poisson blend (`mode`:
-    NORMAL_CLONE keeps the source's texture; MIXED_CLONE keeps the stronger gradient of the two)."""
+    """Swap `source`'s face into the frames of `target` shown in [start, end) by one of `METHODS`
+    (the evaluation loops over them); other frames are copied.
 
-    def fn(
-        frame: np.ndarray, face: Landmarks, src: np.ndarray, src_face: Landmarks
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return poisson_frame(frame, face, src, src_face, mode)
-
-    return _swap_video(fn, f"poisson_{mode}", target, source, dst, start, end, crf)
-
-
-def feather_swap(
-    target: Path,
-    source: np.ndarray | Path,
-    dst: Path,
-    *,
-    start: float = 0.0,
-    end: float | None = None,
-    crf: int = DEFAULT_CRF,
-) -> SwapResult:
-    """Swap by similarity alignment, colour transfer and a feathered alpha paste."""
-    return _swap_video(feather_frame, "feather", target, source, dst, start, end, crf)
-
-
-def classic_swap(
-    method: Method,
-    target: Path,
-    source: np.ndarray | Path,
-    dst: Path,
-    *,
-    start: float = 0.0,
-    end: float | None = None,
-    crf: int = DEFAULT_CRF,
-) -> SwapResult:
-    """Any of `METHODS` by name (the evaluation loops over them)."""
+    `triangle`: the landmark mesh warp and a NORMAL_CLONE Poisson blend. `poisson`: similarity
+    alignment, Reinhard colour transfer and a Poisson blend (`mode`: NORMAL_CLONE keeps the source's
+    texture; MIXED_CLONE keeps the stronger gradient of the two). `feather`: similarity alignment,
+    colour transfer and a feathered alpha paste. `mode` matters to `poisson` only.
+    """
+    fn: SwapFrame
     if method == "triangle":
-        return triangle_swap(target, source, dst, start=start, end=end, crf=crf)
-    if method == "poisson":
-        return poisson_swap(target, source, dst, start=start, end=end, crf=crf)
-    if method == "feather":
-        return feather_swap(target, source, dst, start=start, end=end, crf=crf)
-    raise ValueError(f"unknown classic swap {method!r}; one of {METHODS}")
+        fn, name = triangle_frame, "triangle"
+    elif method == "poisson":
+        fn, name = partial(poisson_frame, mode=mode), f"poisson_{mode}"
+    elif method == "feather":
+        fn, name = feather_frame, "feather"
+    else:
+        raise ValueError(f"unknown classic swap {method!r}; one of {METHODS}")
+    return _swap_video(fn, name, target, source, dst, start, end, crf)

@@ -21,10 +21,10 @@ from generator.variants import Clip, read_clip, reencode, stream_fps
 SECONDS = 2.0
 Swap = Callable[[Path, np.ndarray, Path], SwapResult]
 SWAPS: dict[str, Swap] = {
-    "triangle": lambda t, s, d: classic_swaps.triangle_swap(t, s, d),
-    "poisson_normal": lambda t, s, d: classic_swaps.poisson_swap(t, s, d, mode="normal"),
-    "poisson_mixed": lambda t, s, d: classic_swaps.poisson_swap(t, s, d, mode="mixed"),
-    "feather": lambda t, s, d: classic_swaps.feather_swap(t, s, d),
+    "triangle": lambda t, s, d: classic_swaps.classic_swap("triangle", t, s, d),
+    "poisson_normal": lambda t, s, d: classic_swaps.classic_swap("poisson", t, s, d, mode="normal"),
+    "poisson_mixed": lambda t, s, d: classic_swaps.classic_swap("poisson", t, s, d, mode="mixed"),
+    "feather": lambda t, s, d: classic_swaps.classic_swap("feather", t, s, d),
 }
 SAMPLES = (5, 20, 35, 45)
 
@@ -99,8 +99,8 @@ def test_swap_changes_the_face_and_its_identity_only(
 
 def test_swap_keeps_frames_outside_the_range(target: tuple[Path, Clip], tmp_path: Path) -> None:
     path = target[0]
-    result = classic_swaps.poisson_swap(
-        path, footage.still("grace_hopper"), tmp_path / "part.mp4", start=0.4, end=1.2
+    result = classic_swaps.classic_swap(
+        "poisson", path, footage.still("grace_hopper"), tmp_path / "part.mp4", start=0.4, end=1.2
     )
     assert result.ranges == [(0.4, 1.2)]
     assert not any(result.changed[:10]) and all(result.changed[10:30]) and not any(result.changed[30:])
@@ -110,7 +110,9 @@ def test_source_without_a_face_is_not_applicable(target: tuple[Path, Clip], tmp_
     from generator.tampers import NotApplicable
 
     with pytest.raises(NotApplicable):
-        classic_swaps.triangle_swap(target[0], np.full((200, 200, 3), 128, np.uint8), tmp_path / "x.mp4")
+        classic_swaps.classic_swap(
+            "triangle", target[0], np.full((200, 200, 3), 128, np.uint8), tmp_path / "x.mp4"
+        )
 
 
 def test_triangulation_covers_the_mask() -> None:

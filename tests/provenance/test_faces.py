@@ -76,11 +76,11 @@ def test_benign_copies_have_no_face_events(original: fp.Fingerprint, tmp_path: P
 
 
 def test_other_face_pasted_is_a_face_swap(original: fp.Fingerprint, tmp_path: Path) -> None:
-    from generator.classic_swaps import poisson_swap
+    from generator.classic_swaps import classic_swap
     from generator.footage import still
 
     fake = tmp_path / "swap.mp4"
-    poisson_swap(CARPHONE, still("astronaut"), fake, start=1.0, end=3.0)
+    classic_swap("poisson", CARPHONE, still("astronaut"), fake, start=1.0, end=3.0)
     events = _events(original, fake)
     assert events, "the swap went unseen"
     assert all(e.kind == "face_swap" for e in events)  # type: ignore[attr-defined]
