@@ -374,14 +374,14 @@ def evade(
     if not slots:
         raise ValueError(f"no face found in {target_video}")
     stored = target.reference(originals, times) if target is not None and "embedding" in aims else None
-    with tempfile.TemporaryDirectory() as tmp:
-        before = _measure(
-            swap_video(model, target_video, Path(tmp) / "before.mp4", progress=False, faces=tracked),
-            originals,
-            times,
-            threshold,
-            target,
-        )
+
+    def measured(swapper: SwapModel) -> tuple[float, float, float, EmbeddingMeasures | None]:
+        """The target video swapped by `swapper` (in a scratch file), measured by `_measure`."""
+        with tempfile.TemporaryDirectory() as tmp:
+            swapped = swap_video(swapper, target_video, Path(tmp) / "swap.mp4", progress=False, faces=tracked)
+            return _measure(swapped, originals, times, threshold, target)
+
+    before = measured(model)
     tuned = copy.deepcopy(model)
     tuned.eval()
     frames = to_tensor(np.stack([originals[k] for k, _ in slots]))
@@ -450,14 +450,7 @@ def evade(
     for p in tuned.encoder.parameters():
         p.requires_grad_(True)
     tuned.eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        after = _measure(
-            swap_video(tuned, target_video, Path(tmp) / "after.mp4", progress=False, faces=tracked),
-            originals,
-            times,
-            threshold,
-            target,
-        )
+    after = measured(tuned)
     report = EvasionReport(
         steps=steps,
         threshold=threshold,
