@@ -351,12 +351,7 @@ class Verifier:
             path.unlink(missing_ok=True)
             return
         if not path.exists():
-            self._set(
-                verification_id,
-                status="failed",
-                error=json.dumps({"code": "job_media_missing", "detail": "the queued clip is gone"}),
-                finished_at=utcnow(),
-            )
+            self._fail(verification_id, "job_media_missing", "the queued clip is gone")
             return
         if final:
             self._run(verification_id, path, owns_file=True)
@@ -390,23 +385,13 @@ class Verifier:
                 self.settings, self.engine, verification_id, result, examined.query, examined.stills
             )
         except DomainError as exc:
-            self._set(
-                verification_id,
-                status="failed",
-                error=json.dumps({"code": exc.code, "detail": exc.detail}),
-                finished_at=utcnow(),
-            )
+            self._fail(verification_id, exc.code, exc.detail)
             if not owns_file:
                 raise
         except Exception as exc:
             if is_storage_full(exc):
                 # A full disk is the operator's to fix: refused like bad input (507, row removed).
-                self._set(
-                    verification_id,
-                    status="failed",
-                    error=json.dumps({"code": "storage_full", "detail": "the server's storage is full"}),
-                    finished_at=utcnow(),
-                )
+                self._fail(verification_id, "storage_full", "the server's storage is full")
                 if not owns_file:
                     raise StorageFull() from exc
                 return
@@ -414,17 +399,21 @@ class Verifier:
             if retryable:
                 self._set(verification_id, status="queued")
                 raise
-            self._set(
-                verification_id,
-                status="failed",
-                error=json.dumps({"code": "internal_error", "detail": "verification failed; logged"}),
-                finished_at=utcnow(),
-            )
+            self._fail(verification_id, "internal_error", "verification failed; logged")
             if not owns_file:
                 raise
         finally:
             if owns_file:
                 path.unlink(missing_ok=True)
+
+    def _fail(self, verification_id: str, code: str, detail: str) -> None:
+        """The verification ends `failed`, with the problem code and detail its client reads."""
+        self._set(
+            verification_id,
+            status="failed",
+            error=json.dumps({"code": code, "detail": detail}),
+            finished_at=utcnow(),
+        )
 
     def _set(self, verification_id: str, **values: Any) -> None:
         with session_scope(self.engine) as session:
