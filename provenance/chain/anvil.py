@@ -181,6 +181,16 @@ def _live_group_members(pgid: int) -> list[int]:
     return members
 
 
+def _wait_group(pgid: int, timeout: float) -> bool:
+    """Whether every live member of process group `pgid` is gone within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while _live_group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -545,7 +555,7 @@ class AnvilProcess:
                 return f"{url} answers with chain id {chain_id}, expected {self.chain_id}"
             if self._proc.poll() is not None:
                 # The wrapper has exited: the binary has failed (or is still exiting).
-                self._wait_group(self._proc.pid, 2.0)
+                _wait_group(self._proc.pid, 2.0)
                 tail = self._log_tail() or "no output"
                 self._stop_process()
                 return tail
@@ -553,15 +563,6 @@ class AnvilProcess:
         tail = self._log_tail()
         self._stop_process()
         return f"no JSON-RPC answer on {url} within {self.startup_timeout:.0f}s; {tail}"
-
-    @staticmethod
-    def _wait_group(pgid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while _live_group_members(pgid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
 
     def stop(self) -> None:
         """SIGTERM (anvil dumps its state), wait for the node's process group, then free the state file."""
@@ -588,14 +589,14 @@ class AnvilProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            if self._wait_group(pgid, max(0.1, deadline - time.monotonic())):
+            if _wait_group(pgid, max(0.1, deadline - time.monotonic())):
                 if served and was_running:  # our SIGTERM, a clean exit: the state was dumped whole
                     with contextlib.suppress(OSError):  # a missing backup must not fail a stop
                         self._save_backup()
             else:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
-                self._wait_group(pgid, 2.0)
+                _wait_group(pgid, 2.0)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -23,6 +23,7 @@ from provenance.chain.anvil import (
     DEV_CHAIN_ID,
     AnvilProcess,
     _live_group_members,
+    _wait_group,
     rpc_answers,
 )
 from provenance.chain.contract import ChainClient
@@ -117,9 +118,7 @@ def test_periodic_dump_survives_a_crash(tmp_path: Path) -> None:
         pgid = node.pid
         assert pgid is not None
         os.killpg(pgid, signal.SIGKILL)  # a crash: no dump at exit
-        deadline = time.monotonic() + 5
-        while _live_group_members(pgid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_group(pgid, 5)
     finally:
         node.stop()
     with AnvilProcess(state) as again:
@@ -224,15 +223,6 @@ def _spawn_starter(state: Path, *, die_with_parent: bool) -> tuple[subprocess.Po
     return starter, int(pid), address
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _live_group_members(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _lock_free(lock: Path, seconds: float) -> bool:
     """Whether the state file's lock can be taken within `seconds` (a node may still be exiting
     when its process has been reported gone on a loaded machine)."""
@@ -256,7 +246,7 @@ def test_node_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     try:
         starter.send_signal(signal.SIGKILL)
         starter.wait()
-        assert _wait_gone(pid, 20), f"anvil pid {pid} outlived the process that started it"
+        assert _wait_group(pid, 20), f"anvil pid {pid} outlived the process that started it"
         assert _lock_free(state.with_name(state.name + ".lock"), 20), "the lock stayed held"
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -321,4 +311,4 @@ def test_a_node_that_holds_no_lock_on_the_state_file_is_refused(tmp_path: Path) 
     finally:
         os.killpg(legacy.pid, signal.SIGTERM)
         legacy.wait(timeout=20)
-        _wait_gone(legacy.pid, 20)
+        _wait_group(legacy.pid, 20)
