@@ -24,6 +24,25 @@ def free_port() -> int:
         return port
 
 
+def wait_healthy(
+    name: str, url: str, process: subprocess.Popen[bytes], log: Callable[[], str], timeout: float
+) -> None:
+    """Poll `url`/health until it answers 200. An AssertionError with `log()` when `process` exits
+    first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited: {log()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} did not answer /health within {timeout:.0f} s: {log()}")
+        time.sleep(0.2)
+
+
 @dataclass
 class RunningServer:
     url: str
@@ -81,18 +100,7 @@ def running_server(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not answer /health within 120 s")
-            time.sleep(0.2)
+        wait_healthy("server", url, process, (data_dir.parent / f"server-{port}.log").read_text, 120)
         yield RunningServer(url=url, data_dir=data_dir, env=env, process=process)
     finally:
         process.terminate()

@@ -23,7 +23,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.manifests import signed_form
-from harness.server import BIN, free_port
+from harness.server import BIN, free_port, wait_healthy
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
 from provenance.signing import device_id_for, raw_public_key
@@ -107,18 +107,9 @@ class Topology:
         """Every API answers /health, and every worker is registered with the queue."""
         deadline = time.monotonic() + timeout
         for proc in self.procs:
-            if proc.role != "api":
-                continue
-            while True:
-                if proc.process.poll() is not None:
-                    raise AssertionError(f"{proc.name} exited: {proc.log_text()}")
-                try:
-                    if httpx.get(f"{proc.url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"{proc.name} not healthy: {proc.log_text()}"
-                time.sleep(0.2)
+            if proc.role == "api":
+                assert proc.url is not None
+                wait_healthy(proc.name, proc.url, proc.process, proc.log_text, deadline - time.monotonic())
         wanted = len(self.workers)
         while self.alive_workers() < wanted:
             for proc in self.workers:
