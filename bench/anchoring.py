@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from frames.samples import sample_clip
+from harness.accounts import enrol_device, make_key
 from harness.server import running_server
 from harness.topology import Camera, registration_form, topology
 from provenance import fingerprint as fp
@@ -164,16 +164,10 @@ def main() -> None:
         }
         with servers(Path(tmp), env, args.apis) as (urls, admin):
             url = urls[0]
-            key = Ed25519PrivateKey.generate()
-            raw = raw_public_key(key.public_key())
-            httpx.post(
-                f"{url}/v1/devices",
-                headers=admin,
-                json={"name": "bench", "public_key": base64.b64encode(raw).decode()},
-            ).raise_for_status()
-            r = httpx.post(f"{url}/v1/clients", headers=admin, json={"name": "bench", "scope": "camera"})
-            camera = {"Authorization": f"Bearer {r.json()['api_key']}"}
-            forms = signed_manifests(args.registrations, key)
+            with httpx.Client(base_url=url) as http:
+                device = enrol_device(http, admin, "bench")
+                camera = make_key(http, admin, "camera", "bench")
+            forms = signed_manifests(args.registrations, device.key)
 
             started = time.perf_counter()
             ids = asyncio.run(post_all(urls, camera, forms, args.concurrency, args.body))
@@ -190,7 +184,7 @@ def main() -> None:
             bulk_rate: float | None = None
             if args.batch > 1:
                 # A camera app syncing offline captures: many signed manifests per request.
-                more = signed_manifests(args.registrations, key)
+                more = signed_manifests(args.registrations, device.key)
                 started = time.perf_counter()
                 bulk_ids = asyncio.run(
                     post_all(urls, camera, more, max(1, min(args.concurrency, 8)), batch=args.batch)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
-import secrets
 import statistics
 import tempfile
 import time
@@ -25,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from frames.samples import sample_clip
+from harness.accounts import enrol_device
+from harness.manifests import signed_form
 from harness.topology import api_key, topology
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
-from provenance.core.timeutil import utcnow
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
 
 REGISTRATIONS_PER_VERIFICATION = 4
 # The bench measures throughput, not the per-key limits: each client stays far below them anyway.
@@ -62,32 +58,16 @@ class Client:
     def __init__(self, url: str, admin: dict[str, str], fpr: fp.Fingerprint) -> None:
         self.url = url
         self.fpr = fpr
-        self.key = Ed25519PrivateKey.generate()
-        raw = raw_public_key(self.key.public_key())
-        self.device_id = device_id_for(raw)
-        r = httpx.post(
-            f"{url}/v1/devices",
-            headers=admin,
-            json={"name": "load", "public_key": base64.b64encode(raw).decode()},
-            timeout=30,
-        )
-        r.raise_for_status()
+        with httpx.Client(base_url=url, timeout=30) as http:
+            device = enrol_device(http, admin, "load")
+        self.key, self.device_id = device.key, device.id
         self.camera = api_key(url, admin, "camera")
         self.newsroom = api_key(url, admin, "newsroom")
 
     def form(self) -> dict[str, tuple[None, str]]:
-        manifest = build_manifest(
-            kind="video",
-            content_sha256=secrets.token_hex(32),
-            fingerprint_version=self.fpr.version,
-            fingerprint_bytes=self.fpr.encode(),
-            fingerprint_digest=self.fpr.digest(),
-            captured_at=utcnow(),
-            device_id=self.device_id,
-        ).to_json()
+        """A fresh capture's registration, as multipart fields."""
         return {
-            "manifest": (None, json.dumps(manifest)),
-            "signature": (None, sign_manifest(manifest, self.key)),
+            name: (None, value) for name, value in signed_form(self.fpr, self.key, self.device_id).items()
         }
 
 

@@ -4,7 +4,6 @@ points the containers use. Shared by the scale-out and chaos tests and `bench.lo
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import signal
@@ -22,11 +21,11 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness.accounts import enrol_device, make_key
 from harness.manifests import signed_form
 from harness.server import BIN, free_port, wait_healthy
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
-from provenance.signing import device_id_for, raw_public_key
 
 PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -197,25 +196,14 @@ class Camera:
 
 
 def enrol_camera(api_url: str, admin: dict[str, str]) -> Camera:
-    key = Ed25519PrivateKey.generate()
-    raw = raw_public_key(key.public_key())
-    r = httpx.post(
-        f"{api_url}/v1/devices",
-        headers=admin,
-        json={"name": "cam", "public_key": base64.b64encode(raw).decode()},
-    )
-    assert r.status_code == 201, r.text
-    r = httpx.post(f"{api_url}/v1/clients", headers=admin, json={"name": "cam", "scope": "camera"})
-    assert r.status_code == 201, r.text
-    return Camera(
-        key=key, device_id=device_id_for(raw), headers={"Authorization": f"Bearer {r.json()['api_key']}"}
-    )
+    with httpx.Client(base_url=api_url) as http:
+        device = enrol_device(http, admin, "cam")
+        return Camera(key=device.key, device_id=device.id, headers=make_key(http, admin, "camera", "cam"))
 
 
 def api_key(api_url: str, admin: dict[str, str], scope: str) -> dict[str, str]:
-    r = httpx.post(f"{api_url}/v1/clients", headers=admin, json={"name": scope, "scope": scope})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['api_key']}"}
+    with httpx.Client(base_url=api_url) as http:
+        return make_key(http, admin, scope, scope)
 
 
 def looped_clip(src: Path, dst: Path, times: int) -> Path:

@@ -1,24 +1,22 @@
-"""Shared fixtures: the service on SQLite and on the real PostgreSQL, API keys, enrolled devices."""
+"""Shared fixtures: the service on SQLite and on the real PostgreSQL, API keys, enrolled devices
+(made as `harness.accounts` makes them)."""
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from harness.accounts import EnrolledDevice, enrol_device, make_key
 from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.service import Service, open_service
-from provenance.signing import device_id_for, raw_public_key
 
 PG_ADMIN_URL = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -86,34 +84,11 @@ def admin_headers(service: Service) -> dict[str, str]:
     return {"Authorization": f"Bearer {service.new_admin_key}"}
 
 
-def make_key(http: TestClient, admin_headers: dict[str, str], scope: str) -> dict[str, str]:
-    response = http.post(
-        "/v1/clients", json={"name": f"{scope} client", "scope": scope}, headers=admin_headers
-    )
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['api_key']}"}
-
-
 @pytest.fixture
 def camera_headers(http: TestClient, admin_headers: dict[str, str]) -> dict[str, str]:
     return make_key(http, admin_headers, "camera")
 
 
-@dataclass
-class EnrolledDevice:
-    key: Ed25519PrivateKey
-    id: str
-
-
 @pytest.fixture
 def device(http: TestClient, admin_headers: dict[str, str]) -> EnrolledDevice:
-    key = Ed25519PrivateKey.generate()
-    raw = raw_public_key(key.public_key())
-    response = http.post(
-        "/v1/devices",
-        json={"name": "test camera", "public_key": base64.b64encode(raw).decode()},
-        headers=admin_headers,
-    )
-    assert response.status_code == 201, response.text
-    assert response.json()["id"] == device_id_for(raw)
-    return EnrolledDevice(key=key, id=device_id_for(raw))
+    return enrol_device(http, admin_headers)

@@ -6,7 +6,6 @@ loopback port: sign in, upload a tampered clip, watch it verify, read the report
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -21,12 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
 from generator.tampers import paste_region
+from harness.accounts import enrol_device, make_key
+from harness.manifests import signed_form
 from harness.server import free_port
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
@@ -36,8 +36,6 @@ from provenance.core.db import session_scope
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service, open_service
-from provenance.signing import build_manifest, raw_public_key, sign_manifest
-from tests.conftest import make_key
 from tests.provenance.test_reports import BOX
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -230,33 +228,14 @@ def live_server(app: FastAPI) -> Iterator[str]:
 
 def _register(api: httpx.Client, admin: dict[str, str], clip: Path) -> str:
     """Enrol a device, register `clip` with its media, wait until its root is anchored."""
-    key = Ed25519PrivateKey.generate()
-    raw = raw_public_key(key.public_key())
-    device = api.post(
-        "/v1/devices",
-        json={"name": "browser test camera", "public_key": base64.b64encode(raw).decode()},
-        headers=admin,
-    )
-    assert device.status_code == 201, device.text
-    camera_key = api.post("/v1/clients", json={"name": "cam", "scope": "camera"}, headers=admin).json()[
-        "api_key"
-    ]
-    camera = {"Authorization": f"Bearer {camera_key}"}
+    device = enrol_device(api, admin, "browser test camera")
+    camera = make_key(api, admin, "camera", "cam")
     fingerprint = fp.compute_fingerprint(clip, limits=DecodeLimits(), sample_fps=4.0)
     content = clip.read_bytes()
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=fingerprint.version,
-        fingerprint_bytes=fingerprint.encode(),
-        fingerprint_digest=fingerprint.digest(),
-        captured_at=utcnow(),
-        device_id=device.json()["id"],
-    ).to_json()
     response = api.post(
         "/v1/registrations",
         headers=camera,
-        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, key)},
+        data=signed_form(fingerprint, device.key, device.id, hashlib.sha256(content).hexdigest()),
         files={"media": (clip.name, content, "video/mp4")},
     )
     assert response.status_code == 201, response.text

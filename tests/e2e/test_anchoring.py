@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 import os
 import signal
@@ -15,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from frames.samples import sample_clip
+from harness.manifests import signed_form
 from harness.server import RunningServer, free_port, running_server
+from harness.topology import enrol_camera
 from provenance import fingerprint as fp
 from provenance.chain.anvil import AnvilProcess
 from provenance.chain.contract import ChainClient
 from provenance.core.config import DecodeLimits
-from provenance.core.timeutil import utcnow
 from provenance.receipts import verify_receipt
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -47,37 +45,17 @@ class Camera:
 
     def __init__(self, server: RunningServer) -> None:
         self.server = server
-        self.key = Ed25519PrivateKey.generate()
-        raw = raw_public_key(self.key.public_key())
-        self.device_id = device_id_for(raw)
         admin = {"Authorization": f"Bearer {(server.data_dir / 'admin.key').read_text().strip()}"}
-        r = httpx.post(
-            f"{server.url}/v1/devices",
-            headers=admin,
-            json={"name": "cam", "public_key": base64.b64encode(raw).decode()},
-        )
-        assert r.status_code == 201, r.text
-        r = httpx.post(f"{server.url}/v1/clients", headers=admin, json={"name": "cam", "scope": "camera"})
-        self.headers = {"Authorization": f"Bearer {r.json()['api_key']}"}
+        camera = enrol_camera(server.url, admin)
+        self.key, self.device_id, self.headers = camera.key, camera.device_id, camera.headers
 
     def register(self, n: int = 1) -> list[str]:
         fpr = carphone_fingerprint()
         ids = []
         with httpx.Client(base_url=self.server.url, headers=self.headers, timeout=60) as http:
-            for i in range(n):
-                manifest = build_manifest(
-                    kind="video",
-                    content_sha256=hashlib.sha256(f"clip {i} {time.time()}".encode()).hexdigest(),
-                    fingerprint_version=fpr.version,
-                    fingerprint_bytes=fpr.encode(),
-                    fingerprint_digest=fpr.digest(),
-                    captured_at=utcnow(),
-                    device_id=self.device_id,
-                ).to_json()
-                r = http.post(
-                    "/v1/registrations",
-                    data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, self.key)},
-                )
+            for _ in range(n):
+                # a random content hash: a distinct capture each time
+                r = http.post("/v1/registrations", data=signed_form(fpr, self.key, self.device_id))
                 assert r.status_code == 201, r.text
                 ids.append(r.json()["id"])
         return ids

@@ -11,13 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
+from harness.accounts import EnrolledDevice
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, session_scope
 from provenance.core.locks import LeaderLock
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service, open_service
-from tests.conftest import EnrolledDevice, _pg_database
+from tests.conftest import _pg_database
 from tests.provenance.test_verifications_api import register_upload
 
 pytestmark = pytest.mark.postgres

@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
+from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.models import Registration, UsedNonce
 from provenance.service import Service
 from provenance.signing import build_manifest, sign_manifest
-from tests.conftest import EnrolledDevice, make_key
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 BIKES = sample_clip("bikes.mp4")

@@ -14,12 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from harness.accounts import EnrolledDevice
 from provenance.core.config import Settings
 from provenance.models import LogEntry, Registration
 from provenance.registry import canonical_manifest
 from provenance.service import Service
 from provenance.signing import sign_manifest
-from tests.conftest import EnrolledDevice, chainless_settings
+from tests.conftest import chainless_settings
 from tests.provenance.test_registrations_api import CARPHONE, assert_refused, counts, signed
 
 BATCH_MAX = 4

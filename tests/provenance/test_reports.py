@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
 from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
+from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
@@ -27,7 +28,6 @@ from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
 from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import verify_fingerprint
-from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
 
 BIKES = sample_clip("bikes.mp4")

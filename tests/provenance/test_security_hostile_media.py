@@ -7,7 +7,6 @@ directory exactly as they were.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import resource
 import time
@@ -21,13 +20,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
+from harness.accounts import enrol_device, make_key
 from harness.manifests import signed_form
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import LogEntry, Registration, UsedNonce, Verification
 from provenance.service import Service, open_service
-from provenance.signing import device_id_for, raw_public_key
 from tests.provenance.hostile_media import CORPUS, png_with_inflating_chunk
 
 # Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
@@ -62,20 +61,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     admin = {"Authorization": f"Bearer {service.new_admin_key}"}
     with TestClient(create_app(service), raise_server_exceptions=False) as http:
-        keys = {}
-        for scope in ("camera", "newsroom"):
-            response = http.post("/v1/clients", json={"name": scope, "scope": scope}, headers=admin)
-            keys[scope] = {"Authorization": f"Bearer {response.json()['api_key']}"}
-        device_key = Ed25519PrivateKey.generate()
-        raw = raw_public_key(device_key.public_key())
-        response = http.post(
-            "/v1/devices",
-            json={"name": "hostile camera", "public_key": base64.b64encode(raw).decode()},
-            headers=admin,
-        )
-        assert response.status_code == 201, response.text
+        camera, newsroom = (make_key(http, admin, scope, scope) for scope in ("camera", "newsroom"))
+        device = enrol_device(http, admin, "hostile camera")
         claimed = fp.compute_fingerprint(sample_clip("carphone_pristine.mp4"), limits=LIMITS, sample_fps=4.0)
-        yield Stack(service, http, keys["camera"], keys["newsroom"], device_key, device_id_for(raw), claimed)
+        yield Stack(service, http, camera, newsroom, device.key, device.id, claimed)
     service.engine.dispose()
 
 

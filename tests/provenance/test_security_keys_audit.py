@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from harness.accounts import EnrolledDevice, enrol_device
 from provenance.core.config import Settings
 from provenance.core.timeutil import iso, utcnow
 from provenance.devices import rotation_statement
@@ -25,7 +26,7 @@ from provenance.models import AuditEvent, Device, LogEntry
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest, verify_signature
 from provenance.verification import evidence
-from tests.conftest import EnrolledDevice, chainless_settings
+from tests.conftest import chainless_settings
 from tests.provenance.test_registrations_api import post, signed
 
 
@@ -196,13 +197,8 @@ def test_audit_log_records_admin_actions_as_log_leaves(
     ).json()
     http.post(f"/v1/clients/{created['id']}/rotate", json={"grace_seconds": 60}, headers=admin_headers)
     http.post(f"/v1/clients/{created['id']}/revoke", headers=admin_headers)
-    raw = raw_public_key(Ed25519PrivateKey.generate().public_key())
-    device = http.post(
-        "/v1/devices",
-        json={"name": "cam", "public_key": base64.b64encode(raw).decode()},
-        headers=admin_headers,
-    ).json()
-    http.post(f"/v1/devices/{device['id']}/revoke", headers=admin_headers)
+    device = enrol_device(http, admin_headers, "cam")
+    http.post(f"/v1/devices/{device.id}/revoke", headers=admin_headers)
     # Refused admin actions leave no entry.
     with Session(service.engine) as session:
         entries = session.exec(select(func.count()).select_from(AuditEvent)).one()
@@ -222,7 +218,7 @@ def test_audit_log_records_admin_actions_as_log_leaves(
         "client.create",
     ]
     assert all(e["actor_id"] == admin_id.id for e in events)
-    assert events[0]["target_id"] == device["id"] and events[-1]["target_id"] == created["id"]
+    assert events[0]["target_id"] == device.id and events[-1]["target_id"] == created["id"]
     assert events[-1]["details"] == {"name": "desk", "scope": "newsroom"}
     # The first start's admin key is audited too, by the system.
     everything = http.get("/v1/audit", headers=admin_headers).json()["events"]

@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
+from harness.accounts import EnrolledDevice, make_key
 from provenance.core.config import Settings
 from provenance.models import ApiClient, AuditEvent, Device, Verification
 from provenance.service import Service
-from tests.conftest import EnrolledDevice, chainless_settings, make_key
+from tests.conftest import chainless_settings
 from tests.provenance.test_registrations_api import assert_refused
 
 

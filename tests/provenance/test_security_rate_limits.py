@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.accounts import make_key
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
 from provenance.ratelimit import DatabaseStorage, RateLimited, RateLimiter
 from provenance.service import Service, open_service
-from tests.conftest import make_key
 
 
 def _settings(tmp_path: Path, database_url: str, storage: str, name: str = "var") -> Settings:

@@ -23,12 +23,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from harness.accounts import EnrolledDevice
 from provenance.cli import app as cli
 from provenance.core.config import Settings
 from provenance.models import AuditEvent, Registration, UsedNonce
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest
-from tests.conftest import EnrolledDevice, chainless_settings
+from tests.conftest import chainless_settings
 from tests.provenance.test_registrations_api import CARPHONE, assert_refused, counts, post, signed
 from tests.provenance.test_security_cli import live  # noqa: F401  (the live-server fixture)
 

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from harness.accounts import make_key
 from provenance.api.app import create_app
 from provenance.api.web import SESSION_COOKIE
 from provenance.core.config import Settings
 from provenance.core.timeutil import utcnow
 from provenance.service import Service, open_service
-from tests.conftest import make_key
 
 ORIGIN = {"Origin": "http://testserver"}
 

@@ -15,12 +15,12 @@ from sqlmodel import Session, func, select
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode
+from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service
 from provenance.signing import build_manifest, sign_manifest
-from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_registrations_api import fingerprint_of
 
 BIKES = sample_clip("bikes.mp4")

@@ -13,9 +13,9 @@ from skimage import data
 
 from frames.samples import sample_clip
 from generator.variants import reencode, reencode_image
+from harness.accounts import EnrolledDevice, make_key
 from provenance.c2pa import SOFT_BINDING_ALG, read_credentials
 from provenance.service import Service
-from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
 
 BIKES = sample_clip("bikes.mp4")

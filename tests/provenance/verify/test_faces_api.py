@@ -17,10 +17,10 @@ from frames.samples import sample_clip
 from generator.classic_swaps import Method, classic_swap
 from generator.footage import still
 from generator.variants import reencode
+from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.service import Service
-from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import register_upload, verify
 
 CARPHONE = sample_clip("carphone_pristine.mp4")

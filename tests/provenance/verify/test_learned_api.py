@@ -14,11 +14,11 @@ from detector.comparer import default_comparer, encode_segments
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode, subclip
+from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import Registration
 from provenance.service import Service
-from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_verifications_api import post_upload, register_upload, verify
 
 torch.set_num_threads(1)
