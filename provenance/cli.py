@@ -527,8 +527,8 @@ def register(
 ) -> None:
     """Fingerprint on this device, sign the capture manifest, register it."""
     from provenance.signing import (
-        build_manifest,
         device_id_for,
+        fingerprint_manifest,
         load_private_key,
         raw_public_key,
         sign_manifest,
@@ -537,14 +537,9 @@ def register(
     key = key_file(device_key, load_private_key)
     with one_line_errors():
         result = fingerprint_with_progress(video, quiet=as_json)
-        encoded = result.encode()
-        manifest = build_manifest(
-            kind="image" if result.kind == "image" else "video",
+        manifest = fingerprint_manifest(
+            result,
             content_sha256=sha256_file(video),
-            fingerprint_version=result.version,
-            fingerprint_bytes=encoded,
-            fingerprint_digest=result.digest(),
-            captured_at=utcnow(),
             device_id=device_id_for(raw_public_key(key.public_key())),
         ).to_json()
         signature = sign_manifest(manifest, key)

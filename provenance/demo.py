@@ -4,7 +4,6 @@ and a re-encoded and a tampered copy wait under ./var/demo to be verified."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,9 +18,15 @@ from provenance import clients, devices, registry
 from provenance import fingerprint as fp
 from provenance.core.db import session_scope
 from provenance.core.security import Scope
-from provenance.core.timeutil import utcnow
+from provenance.core.storage import sha256_file
 from provenance.models import Registration
-from provenance.signing import build_manifest, device_id_for, raw_public_key, sign_manifest, write_key_files
+from provenance.signing import (
+    device_id_for,
+    fingerprint_manifest,
+    raw_public_key,
+    sign_manifest,
+    write_key_files,
+)
 
 if TYPE_CHECKING:
     from provenance.service import Service
@@ -58,13 +63,9 @@ def seed_demo(service: Service) -> list[str] | None:
     for name in SAMPLES:
         clip = source / name
         fingerprint = fp.compute_fingerprint(clip, limits=settings.limits, sample_fps=settings.sample_fps)
-        manifest = build_manifest(
-            kind="video",
-            content_sha256=hashlib.sha256(clip.read_bytes()).hexdigest(),
-            fingerprint_version=fingerprint.version,
-            fingerprint_bytes=fingerprint.encode(),
-            fingerprint_digest=fingerprint.digest(),
-            captured_at=utcnow(),
+        manifest = fingerprint_manifest(
+            fingerprint,
+            content_sha256=sha256_file(clip),
             device_id=device_id_for(raw),
             app={"name": "provenance demo"},
         ).to_json()

@@ -38,8 +38,8 @@ from provenance.core.security import Scope, new_id
 from provenance.core.timeutil import utcnow
 from provenance.models import ApiClient, Device, EvaluationRun, Registration
 from provenance.signing import (
-    build_manifest,
     device_id_for,
+    fingerprint_manifest,
     load_private_key,
     raw_public_key,
     sign_manifest,
@@ -288,13 +288,9 @@ class Evaluator:
         fingerprint = fp.compute_fingerprint(
             original, limits=self.settings.limits, sample_fps=self.settings.sample_fps
         )
-        manifest = build_manifest(
-            kind="image" if fingerprint.kind == "image" else "video",
+        manifest = fingerprint_manifest(
+            fingerprint,
             content_sha256=digest,
-            fingerprint_version=fingerprint.version,
-            fingerprint_bytes=fingerprint.encode(),
-            fingerprint_digest=fingerprint.digest(),
-            captured_at=utcnow(),
             device_id=device_id_for(raw_public_key(key.public_key())),
             app={"name": "continuous evaluation"},
         ).to_json()

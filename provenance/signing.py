@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field
 
 from provenance.core.errors import DomainError
-from provenance.core.timeutil import iso, parse_iso
+from provenance.core.timeutil import iso, parse_iso, utcnow
+
+if TYPE_CHECKING:
+    from provenance.fingerprint import Fingerprint
 
 MANIFEST_SCHEMA = "provenance.capture/v1"
 
@@ -109,6 +112,28 @@ def build_manifest(
             "location": location.model_dump(exclude_none=True) if location else None,
             "app": app,
         }
+    )
+
+
+def fingerprint_manifest(
+    fingerprint: Fingerprint,
+    *,
+    content_sha256: str,
+    device_id: str,
+    captured_at: datetime | None = None,
+    app: dict[str, str] | None = None,
+) -> CaptureManifest:
+    """The capture manifest of media with this fingerprint (its kind, version, encoding and digest)
+    whose SHA-256 is `content_sha256`: captured now unless `captured_at` says when."""
+    return build_manifest(
+        kind="image" if fingerprint.kind == "image" else "video",
+        content_sha256=content_sha256,
+        fingerprint_version=fingerprint.version,
+        fingerprint_bytes=fingerprint.encode(),
+        fingerprint_digest=fingerprint.digest(),
+        captured_at=captured_at or utcnow(),
+        device_id=device_id,
+        app=app,
     )
 
 

@@ -18,12 +18,13 @@ from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
 from harness.accounts import EnrolledDevice, make_key
+from harness.manifests import signed_manifest
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.models import Registration, UsedNonce
 from provenance.service import Service
-from provenance.signing import build_manifest, sign_manifest
+from provenance.signing import sign_manifest
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 BIKES = sample_clip("bikes.mp4")
@@ -42,17 +43,13 @@ def signed(
     captured_offset: timedelta = timedelta(0),
     key: Ed25519PrivateKey | None = None,
 ) -> tuple[dict[str, Any], str]:
-    fpr = fingerprint_of(fingerprint_from)
-    manifest = build_manifest(
-        kind="video",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
+    return signed_manifest(
+        fingerprint_of(fingerprint_from),
+        key or device.key,
+        device.id,
+        hashlib.sha256(content).hexdigest(),
         captured_at=utcnow() + captured_offset,
-        device_id=device.id,
-    ).to_json()
-    return manifest, sign_manifest(manifest, key or device.key)
+    )
 
 
 def post(
@@ -122,18 +119,8 @@ def test_register_without_media_and_photo(
     fpr = fingerprint_of(photo)
     assert fpr.kind == "image" and len(fpr.frames) == 1
     content = photo.read_bytes()
-    manifest = build_manifest(
-        kind="image",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
-        captured_at=utcnow(),
-        device_id=device.id,
-    ).to_json()
-    response = post(
-        http, camera_headers, manifest, sign_manifest(manifest, device.key), media=("astronaut.jpg", content)
-    )
+    manifest, signature = signed_manifest(fpr, device.key, device.id, hashlib.sha256(content).hexdigest())
+    response = post(http, camera_headers, manifest, signature, media=("astronaut.jpg", content))
     assert response.status_code == 201, response.text
     assert response.json()["kind"] == "image"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,10 @@ from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode
 from harness.accounts import EnrolledDevice, make_key
+from harness.manifests import signed_form
 from provenance import fingerprint as fp
-from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service
-from provenance.signing import build_manifest, sign_manifest
 from tests.provenance.test_registrations_api import fingerprint_of
 
 BIKES = sample_clip("bikes.mp4")
@@ -34,22 +32,12 @@ def post_upload(
     fpr: fp.Fingerprint | None = None,
 ) -> httpx.Response:
     """A camera app's signed upload of `clip`, claiming `fpr` (by default the clip's own fingerprint)."""
-    fpr = fpr or fingerprint_of(clip)
     content = clip.read_bytes()
-    manifest = build_manifest(
-        kind="image" if fpr.kind == "image" else "video",
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        fingerprint_version=fpr.version,
-        fingerprint_bytes=fpr.encode(),
-        fingerprint_digest=fpr.digest(),
-        captured_at=utcnow(),
-        device_id=device.id,
-    ).to_json()
+    form = signed_form(
+        fpr or fingerprint_of(clip), device.key, device.id, hashlib.sha256(content).hexdigest()
+    )
     return http.post(
-        "/v1/registrations",
-        headers=headers,
-        data={"manifest": json.dumps(manifest), "signature": sign_manifest(manifest, device.key)},
-        files={"media": (clip.name, content, "video/mp4")},
+        "/v1/registrations", headers=headers, data=form, files={"media": (clip.name, content, "video/mp4")}
     )
 
 
