@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
-from harness.accounts import EnrolledDevice
 from provenance.core.config import Settings
 from provenance.core.db import make_engine, session_scope
 from provenance.core.locks import LeaderLock
@@ -19,7 +17,7 @@ from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service, open_service
 from tests.conftest import _pg_database
-from tests.provenance.test_verifications_api import register_upload
+from tests.provenance.conftest import Stack
 
 pytestmark = pytest.mark.postgres
 
@@ -47,18 +45,13 @@ def test_one_leader_at_a_time_and_takeover_when_it_goes(pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_api_process_learns_registrations_made_through_another(
-    tmp_path: Path,
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-) -> None:
-    """`service` (role all) registers; an api-role service on the same database catches up by polling."""
+def test_api_process_learns_registrations_made_through_another(tmp_path: Path, stack: Stack) -> None:
+    """`stack.service` (role all) registers; an api-role service on the same database catches up by
+    polling."""
     other = open_service(
         Settings(
             data_dir=tmp_path / "other",
-            database_url=service.settings.database_url,
+            database_url=stack.service.settings.database_url,
             role="api",
             chain_mode="off",
         )
@@ -66,7 +59,7 @@ def test_api_process_learns_registrations_made_through_another(
     try:
         other.matcher.rebuild()
         clip = sample_clip("bikes.mp4")
-        registration_id = register_upload(http, camera_headers, device, clip)
+        registration_id = stack.register(clip)
         assert registration_id not in other.matcher.index
         assert other.matcher.catch_up() == 1
         assert registration_id in other.matcher.index

@@ -7,7 +7,6 @@ import json
 import struct
 import zlib
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,14 @@ from sqlmodel import Session, func, select
 from frames.samples import sample_clip
 from harness.accounts import EnrolledDevice, make_key
 from harness.manifests import signed_manifest
-from provenance import fingerprint as fp
-from provenance.core.config import DecodeLimits
 from provenance.core.timeutil import utcnow
 from provenance.models import Registration, UsedNonce
 from provenance.service import Service
 from provenance.signing import sign_manifest
+from tests.provenance.conftest import fingerprint_of
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 BIKES = sample_clip("bikes.mp4")
-
-
-@lru_cache(maxsize=8)
-def fingerprint_of(path: Path) -> fp.Fingerprint:
-    return fp.compute_fingerprint(path, limits=DecodeLimits(), sample_fps=4.0)
 
 
 def signed(

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
 from generator.tampers import TamperTruth, paste_region, paste_region_image, replace_range
-from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance import reports
 from provenance.core.config import DecodeLimits
@@ -24,11 +23,10 @@ from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
 from provenance.reports.timeline import TimelineGeometry
-from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
 from provenance.verify.index import FrameIndex
 from provenance.verify.verdict import verify_fingerprint
-from tests.provenance.test_verifications_api import register_upload, verify
+from tests.provenance.conftest import Stack
 
 BIKES = sample_clip("bikes.mp4")
 LIMITS = DecodeLimits(max_decode_seconds=60)
@@ -232,16 +230,10 @@ def test_photo_report(tmp_path: Path) -> None:
 
 
 def test_report_served_and_scoped(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    http: TestClient, stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registration_id = register_upload(http, camera_headers, device, BIKES)
-    newsroom = make_key(http, admin_headers, "newsroom")
+    registration_id = stack.register(BIKES)
+    newsroom = stack.key("newsroom")
     paste_region(BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=BOX)
     # Which files the report decodes (a spy that calls through): the original, never the upload.
     opened: list[Path] = []
@@ -252,11 +244,11 @@ def test_report_served_and_scoped(
         return real_open(path, limits)
 
     monkeypatch.setattr(report_frames, "open_media", spy)
-    result = verify(http, newsroom, tmp_path / "tampered.mp4").json()
+    result = stack.verify(newsroom, tmp_path / "tampered.mp4").json()
     assert result["verdict"] == "tampered", result
     [stored_original] = opened
-    assert stored_original.is_relative_to(service.settings.data_dir / "media"), opened
-    report_dir = service.settings.data_dir / "reports" / result["id"]
+    assert stored_original.is_relative_to(stack.service.settings.data_dir / "media"), opened
+    report_dir = stack.service.settings.data_dir / "reports" / result["id"]
     assert (report_dir / "index.html").is_file() and (report_dir / "timeline.png").is_file()
     assert not list(report_dir.parent.glob(".*")), "no scratch directories left behind"
 
@@ -273,16 +265,16 @@ def test_report_served_and_scoped(
     assert 'href="/ui/"' not in download.text
 
     # Scoped like the result: another client's report does not exist for it; cameras may not read.
-    other = make_key(http, admin_headers, "factchecker")
+    other = stack.key("factchecker")
     assert http.get(result["report_url"], headers=other).json()["code"] == "verification_not_found"
-    assert http.get(result["report_url"], headers=camera_headers).json()["code"] == "scope_forbidden"
-    assert http.get(result["report_url"], headers=admin_headers).status_code == 200
+    assert http.get(result["report_url"], headers=stack.camera).json()["code"] == "scope_forbidden"
+    assert http.get(result["report_url"], headers=stack.admin).status_code == 200
     assert http.get(result["report_url"]).json()["code"] == "api_key_missing"
     browser = http.get(result["report_url"], headers={"Accept": "text/html"}, follow_redirects=False)
     assert browser.status_code == 303 and browser.headers["location"].startswith("/ui/sign-in?next=")
 
     # The client's own list.
-    verify(http, newsroom, BIKES)
+    stack.verify(newsroom, BIKES)
     listed = http.get("/v1/verifications", params={"limit": 5}, headers=newsroom).json()["items"]
     assert [item["verdict"] for item in listed] == ["authentic", "tampered"]
     assert listed[1]["id"] == result["id"] and listed[1]["report_url"] == result["report_url"]
@@ -291,24 +283,18 @@ def test_report_served_and_scoped(
 
 
 def test_report_failure_leaves_verification_done(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    http: TestClient, stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*_: Any, **__: Any) -> Path:
         raise RuntimeError("drawing failed")
 
     monkeypatch.setattr(reports, "render_report", broken)
-    register_upload(http, camera_headers, device, BIKES)
-    newsroom = make_key(http, admin_headers, "newsroom")
-    response = verify(http, newsroom, BIKES)
+    stack.register(BIKES)
+    newsroom = stack.key("newsroom")
+    response = stack.verify(newsroom, BIKES)
     assert response.status_code == 201 and response.json()["status"] == "done"
     assert "could not be written" in caplog.text
     page = http.get(response.json()["report_url"], headers={**newsroom, "Accept": "text/html"})
     assert page.status_code == 200 and "Report unavailable" in page.text and "Verdict: authentic" in page.text
-    reports_dir = service.settings.data_dir / "reports"
+    reports_dir = stack.service.settings.data_dir / "reports"
     assert [p.name for p in reports_dir.iterdir()] == [f"{response.json()['id']}.failed"]

@@ -36,7 +36,7 @@ LIMITS = DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=20)
 
 
 @dataclass
-class Stack:
+class HostileStack:
     service: Service
     http: TestClient
     camera: dict[str, str]
@@ -47,7 +47,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def hostile_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileStack]:
     """One service for the whole corpus (module scope: set-up is most of the cost)."""
     root = tmp_path_factory.mktemp("hostile")
     service = open_service(
@@ -64,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         camera, newsroom = (make_key(http, admin, scope, scope) for scope in ("camera", "newsroom"))
         device = enrol_device(http, admin, "hostile camera")
         claimed = fp.compute_fingerprint(sample_clip("carphone_pristine.mp4"), limits=LIMITS, sample_fps=4.0)
-        yield Stack(service, http, camera, newsroom, device.key, device.id, claimed)
+        yield HostileStack(service, http, camera, newsroom, device.key, device.id, claimed)
     service.engine.dispose()
 
 
@@ -133,37 +133,46 @@ def _assert_refused(name: str, measured: Measured) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_registration_upload_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+def test_registration_upload_refuses_hostile_media(
+    hostile_stack: HostileStack, corpus: dict[str, Path], name: str
+) -> None:
     """A validly signed manifest naming the hostile file's hash, so the upload really is decoded."""
     data = corpus[name].read_bytes()
-    form = signed_form(stack.claimed, stack.device_key, stack.device_id, hashlib.sha256(data).hexdigest())
-    rows, media = _rows(stack.service), _stored_media(stack.service)
+    form = signed_form(
+        hostile_stack.claimed,
+        hostile_stack.device_key,
+        hostile_stack.device_id,
+        hashlib.sha256(data).hexdigest(),
+    )
+    rows, media = _rows(hostile_stack.service), _stored_media(hostile_stack.service)
     measured = _measure(
-        lambda: stack.http.post(
+        lambda: hostile_stack.http.post(
             "/v1/registrations",
             data=form,
             files={"media": (corpus[name].name, data, "application/octet-stream")},
-            headers=stack.camera,
+            headers=hostile_stack.camera,
         )
     )
     _assert_refused(name, measured)
-    assert _rows(stack.service) == rows
-    assert _stored_media(stack.service) == media
+    assert _rows(hostile_stack.service) == rows
+    assert _stored_media(hostile_stack.service) == media
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_verification_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+def test_verification_refuses_hostile_media(
+    hostile_stack: HostileStack, corpus: dict[str, Path], name: str
+) -> None:
     data = corpus[name].read_bytes()
-    rows = _rows(stack.service)
+    rows = _rows(hostile_stack.service)
     measured = _measure(
-        lambda: stack.http.post(
+        lambda: hostile_stack.http.post(
             "/v1/verifications",
             files={"media": (corpus[name].name, data, "application/octet-stream")},
-            headers=stack.newsroom,
+            headers=hostile_stack.newsroom,
         )
     )
     _assert_refused(name, measured)
-    assert _rows(stack.service) == rows
+    assert _rows(hostile_stack.service) == rows
 
 
 def test_corpus_files_are_small(corpus: dict[str, Path]) -> None:
@@ -173,33 +182,35 @@ def test_corpus_files_are_small(corpus: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_content_lookup_refuses_hostile_media(stack: Stack, corpus: dict[str, Path], name: str) -> None:
+def test_content_lookup_refuses_hostile_media(
+    hostile_stack: HostileStack, corpus: dict[str, Path], name: str
+) -> None:
     """The C2PA soft-binding lookup by content decodes the body too: the same bounds hold there."""
-    rows = _rows(stack.service)
+    rows = _rows(hostile_stack.service)
     measured = _measure(
-        lambda: stack.http.post(
+        lambda: hostile_stack.http.post(
             "/matches/byContent",
             content=corpus[name].read_bytes(),
-            headers={**stack.newsroom, "Content-Type": "application/octet-stream"},
+            headers={**hostile_stack.newsroom, "Content-Type": "application/octet-stream"},
         )
     )
     _assert_refused(name, measured)
-    assert _rows(stack.service) == rows
+    assert _rows(hostile_stack.service) == rows
 
 
 @pytest.mark.parametrize("chunk", [b"iCCP", b"zTXt"])
 def test_png_with_inflating_chunk_is_read_in_bounded_memory(
-    stack: Stack, tmp_path: Path, chunk: bytes
+    hostile_stack: HostileStack, tmp_path: Path, chunk: bytes
 ) -> None:
     """A real picture with a 1 MB chunk that inflates to 1 GB: the picture is verified, the chunk never
     inflated (a naive decode peaks at about 2 GB)."""
     data = png_with_inflating_chunk(tmp_path / "bomb.png", chunk).read_bytes()
     assert len(data) < 2 * 1024 * 1024
     measured = _measure(
-        lambda: stack.http.post(
+        lambda: hostile_stack.http.post(
             "/v1/verifications",
             files={"media": ("bomb.png", data, "image/png")},
-            headers=stack.newsroom,
+            headers=hostile_stack.newsroom,
         )
     )
     assert measured.status == 201, measured.body
@@ -207,16 +218,23 @@ def test_png_with_inflating_chunk_is_read_in_bounded_memory(
     assert measured.peak_growth_mb < MAX_PEAK_GROWTH_MB, measured.peak_growth_mb
 
 
-def test_stored_upload_is_named_by_its_content_not_its_name(stack: Stack, tmp_path: Path) -> None:
+def test_stored_upload_is_named_by_its_content_not_its_name(
+    hostile_stack: HostileStack, tmp_path: Path
+) -> None:
     """A registered original is stored under its container's suffix, whatever the client named it."""
     data = sample_clip("carphone_pristine.mp4").read_bytes()
-    form = signed_form(stack.claimed, stack.device_key, stack.device_id, hashlib.sha256(data).hexdigest())
-    response = stack.http.post(
+    form = signed_form(
+        hostile_stack.claimed,
+        hostile_stack.device_key,
+        hostile_stack.device_id,
+        hashlib.sha256(data).hexdigest(),
+    )
+    response = hostile_stack.http.post(
         "/v1/registrations",
         data=form,
         files={"media": ("clip.m3u8", data, "application/vnd.apple.mpegurl")},
-        headers=stack.camera,
+        headers=hostile_stack.camera,
     )
     assert response.status_code == 201, response.text
-    stored = [p.name for p in _stored_media(stack.service)]
+    stored = [p.name for p in _stored_media(hostile_stack.service)]
     assert f"{hashlib.sha256(data).hexdigest()}.mp4" in stored, stored

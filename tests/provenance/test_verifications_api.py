@@ -2,85 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode
-from harness.accounts import EnrolledDevice, make_key
-from harness.manifests import signed_form
-from provenance import fingerprint as fp
 from provenance.models import Verification
-from provenance.service import Service
-from tests.provenance.test_registrations_api import fingerprint_of
+from tests.provenance.conftest import Stack
 
 BIKES = sample_clip("bikes.mp4")
 
 
-def post_upload(
-    http: TestClient,
-    headers: dict[str, str],
-    device: EnrolledDevice,
-    clip: Path,
-    fpr: fp.Fingerprint | None = None,
-) -> httpx.Response:
-    """A camera app's signed upload of `clip`, claiming `fpr` (by default the clip's own fingerprint)."""
-    content = clip.read_bytes()
-    form = signed_form(
-        fpr or fingerprint_of(clip), device.key, device.id, hashlib.sha256(content).hexdigest()
-    )
-    return http.post(
-        "/v1/registrations", headers=headers, data=form, files={"media": (clip.name, content, "video/mp4")}
-    )
-
-
-def register_upload(
-    http: TestClient,
-    headers: dict[str, str],
-    device: EnrolledDevice,
-    clip: Path,
-    fpr: fp.Fingerprint | None = None,
-) -> str:
-    response = post_upload(http, headers, device, clip, fpr)
-    assert response.status_code == 201, response.text
-    registration_id: str = response.json()["id"]
-    return registration_id
-
-
-def verify(http: TestClient, headers: dict[str, str], clip: Path) -> Any:
-    return http.post(
-        "/v1/verifications", headers=headers, files={"media": (clip.name, clip.read_bytes(), "video/mp4")}
-    )
-
-
-def test_verify_benign_tampered_unknown(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    registration_id = register_upload(http, camera_headers, device, BIKES)
-    register_upload(http, camera_headers, device, sample_clip("carphone_pristine.mp4"))
-    newsroom = make_key(http, admin_headers, "newsroom")
+def test_verify_benign_tampered_unknown(http: TestClient, stack: Stack, tmp_path: Path) -> None:
+    registration_id = stack.register(BIKES)
+    stack.register(sample_clip("carphone_pristine.mp4"))
+    newsroom = stack.key("newsroom")
 
     reencode(BIKES, tmp_path / "copy.mp4", bitrate=150_000)
-    response = verify(http, newsroom, tmp_path / "copy.mp4")
+    response = stack.verify(newsroom, tmp_path / "copy.mp4")
     assert response.status_code == 201, response.text
     result = response.json()
     assert result["schema"] == "provenance.verification/v1"
     assert result["verdict"] == "authentic", result
     match = result["match"]
     assert match["registration_id"] == registration_id
-    assert match["device_id"] == device.id
+    assert match["device_id"] == stack.device.id
     assert match["signature_valid"] is True
     # Anchored or not yet, depending on how far the batcher got: either way the status says which.
     anchor = match["anchor"]
@@ -94,47 +44,35 @@ def test_verify_benign_tampered_unknown(
     truth = paste_region(
         BIKES, tmp_path / "tampered.mp4", start=3.0, duration=2.0, box=(0.55, 0.2, 0.3, 0.45)
     )
-    result = verify(http, newsroom, tmp_path / "tampered.mp4").json()
+    result = stack.verify(newsroom, tmp_path / "tampered.mp4").json()
     assert result["verdict"] == "tampered", result
     assert result["match"]["registration_id"] == registration_id
     [(t0, t1)] = truth.ranges
     flagged = result["match"]["tampered_ranges"]
     assert flagged and all(start < t1 + 0.6 and end > t0 - 0.6 for start, end in flagged), flagged
 
-    result = verify(http, newsroom, sample_clip("bigbuckbunny.mp4")).json()
+    result = stack.verify(newsroom, sample_clip("bigbuckbunny.mp4")).json()
     assert result["verdict"] == "unknown" and result["match"] is None
 
 
-def test_verify_refusals(
-    http: TestClient,
-    service: Service,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    newsroom = make_key(http, admin_headers, "newsroom")
+def test_verify_refusals(http: TestClient, stack: Stack, tmp_path: Path) -> None:
+    newsroom = stack.key("newsroom")
     bad = tmp_path / "random.mp4"
     bad.write_bytes(bytes(range(256)) * 100)
-    response = verify(http, newsroom, bad)
+    response = stack.verify(newsroom, bad)
     assert response.status_code == 415 and response.json()["code"] == "media_unsupported_format"
-    response = verify(http, camera_headers, BIKES)
+    response = stack.verify(stack.camera, BIKES)
     assert response.status_code == 403 and response.json()["code"] == "scope_forbidden"
-    with Session(service.engine) as session:
+    with Session(stack.service.engine) as session:
         assert session.exec(select(func.count()).select_from(Verification)).one() == 0
     assert http.get("/v1/verifications/ver_nope", headers=newsroom).json()["code"] == "verification_not_found"
 
 
-def test_long_clip_becomes_a_job(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-) -> None:
-    register_upload(http, camera_headers, device, BIKES)
-    service.settings.verify_sync_max_s = 1.0  # bikes.mp4 is 10 s: a "long" clip here
-    newsroom = make_key(http, admin_headers, "newsroom")
-    response = verify(http, newsroom, BIKES)
+def test_long_clip_becomes_a_job(http: TestClient, stack: Stack) -> None:
+    stack.register(BIKES)
+    stack.service.settings.verify_sync_max_s = 1.0  # bikes.mp4 is 10 s: a "long" clip here
+    newsroom = stack.key("newsroom")
+    response = stack.verify(newsroom, BIKES)
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] in ("queued", "running", "done")
@@ -145,5 +83,5 @@ def test_long_clip_becomes_a_job(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert polled["verdict"] == "authentic" and polled["schema"] == "provenance.verification/v1"
-    other = make_key(http, admin_headers, "newsroom")
+    other = stack.key("newsroom")
     assert http.get(f"/v1/verifications/{job['id']}", headers=other).status_code == 404

@@ -13,10 +13,9 @@ from skimage import data
 
 from frames.samples import sample_clip
 from generator.variants import reencode, reencode_image
-from harness.accounts import EnrolledDevice, make_key
+from harness.accounts import make_key
 from provenance.c2pa import SOFT_BINDING_ALG, read_credentials
-from provenance.service import Service
-from tests.provenance.test_verifications_api import register_upload, verify
+from tests.provenance.conftest import Stack
 
 BIKES = sample_clip("bikes.mp4")
 
@@ -38,21 +37,14 @@ def photo(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["video", "photo"])
 def test_sign_read_strip_and_resolve(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
-    photo: Path,
-    kind: str,
+    http: TestClient, stack: Stack, tmp_path: Path, photo: Path, kind: str
 ) -> None:
     original = BIKES if kind == "video" else photo
-    registration_id = register_upload(http, camera_headers, device, original)
+    registration_id = stack.register(original)
     signed = tmp_path / f"signed{original.suffix}"
-    manifest_id = sign(http, camera_headers, original, signed)
+    manifest_id = sign(http, stack.camera, original, signed)
 
-    anchors = (service.settings.data_dir / "c2pa" / "root-ca.pem").read_bytes()
+    anchors = (stack.service.settings.data_dir / "c2pa" / "root-ca.pem").read_bytes()
     trusted = read_credentials(signed, anchors)
     assert trusted is not None and trusted.signature_valid and trusted.trusted and trusted.hard_binding_valid
     assert trusted.manifest_id == manifest_id and trusted.registration_id == registration_id
@@ -66,7 +58,7 @@ def test_sign_read_strip_and_resolve(
     else:
         reencode_image(signed, stripped, quality=70, scale=0.8)
     assert read_credentials(stripped, anchors) is None
-    reader = make_key(http, admin_headers, "factchecker")
+    reader = stack.key("factchecker")
     mime = "video/mp4" if kind == "video" else "image/jpeg"
     found = http.post(
         "/matches/byContent", headers={**reader, "content-type": mime}, content=stripped.read_bytes()
@@ -88,22 +80,16 @@ def test_sign_read_strip_and_resolve(
     )
 
 
-def test_verification_reports_credentials(
-    http: TestClient,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    register_upload(http, camera_headers, device, BIKES)
+def test_verification_reports_credentials(http: TestClient, stack: Stack, tmp_path: Path) -> None:
+    stack.register(BIKES)
     signed = tmp_path / "signed.mp4"
-    sign(http, camera_headers, BIKES, signed)
+    sign(http, stack.camera, BIKES, signed)
     # A file that already carries credentials registers with them on record.
-    resigned_id = register_upload(http, camera_headers, device, signed)
-    on_record = http.get(f"/v1/registrations/{resigned_id}", headers=camera_headers).json()["c2pa"]
+    resigned_id = stack.register(signed)
+    on_record = http.get(f"/v1/registrations/{resigned_id}", headers=stack.camera).json()["c2pa"]
     assert on_record["trusted"] is True and on_record["signature_valid"] is True
-    newsroom = make_key(http, admin_headers, "newsroom")
-    result = verify(http, newsroom, signed).json()
+    newsroom = stack.key("newsroom")
+    result = stack.verify(newsroom, signed).json()
     assert result["verdict"] == "authentic"
     assert result["c2pa"]["trusted"] is True and result["c2pa"]["hard_binding_valid"] is True
 
@@ -114,7 +100,7 @@ def test_verification_reports_credentials(
         content[offset] ^= 0xFF
     changed = tmp_path / "changed.mp4"
     changed.write_bytes(bytes(content))
-    response = verify(http, newsroom, changed)
+    response = stack.verify(newsroom, changed)
     assert response.status_code == 201, response.text
     c2pa = response.json()["c2pa"]
     assert c2pa["signature_valid"] is True and c2pa["hard_binding_valid"] is False

@@ -10,45 +10,35 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from frames.faces import MODEL_SHA256, model_dir
 from frames.samples import sample_clip
 from generator.classic_swaps import Method, classic_swap
 from generator.footage import still
 from generator.variants import reencode
-from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
-from provenance.service import Service
-from tests.provenance.test_verifications_api import register_upload, verify
+from tests.provenance.conftest import Stack
 
 CARPHONE = sample_clip("carphone_pristine.mp4")
 SWAPPED = (1.0, 3.0)  # carphone is about 4 s long
 
 
 @pytest.fixture
-def newsroom(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-) -> dict[str, str]:
+def newsroom(stack: Stack) -> dict[str, str]:
     """Carphone registered with its face channel; a newsroom key to verify copies of it."""
-    original = fp.compute_fingerprint(CARPHONE, limits=DecodeLimits(), version=3)
-    register_upload(http, camera_headers, device, CARPHONE, original)
-    return make_key(http, admin_headers, "newsroom")
+    stack.register(CARPHONE, fp.compute_fingerprint(CARPHONE, limits=DecodeLimits(), version=3))
+    return stack.key("newsroom")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["poisson", "triangle"])
 def test_a_swapped_face_is_a_face_swap_finding_over_its_seconds(
-    http: TestClient, newsroom: dict[str, str], tmp_path: Path, method: Method
+    stack: Stack, newsroom: dict[str, str], tmp_path: Path, method: Method
 ) -> None:
     fake = tmp_path / f"{method}.mp4"
     classic_swap(method, CARPHONE, still("grace_hopper"), fake, start=SWAPPED[0], end=SWAPPED[1])
-    result = verify(http, newsroom, fake).json()
+    result = stack.verify(newsroom, fake).json()
     assert result["verdict"] == "tampered", result
     swaps = [f for f in result["findings"] if f["kind"] == "face_swap"]
     assert swaps, result["findings"]
@@ -66,11 +56,11 @@ def test_a_swapped_face_is_a_face_swap_finding_over_its_seconds(
 
 @pytest.mark.slow
 def test_a_benign_copy_of_a_face_clip_stays_authentic(
-    http: TestClient, newsroom: dict[str, str], tmp_path: Path
+    stack: Stack, newsroom: dict[str, str], tmp_path: Path
 ) -> None:
     copy = tmp_path / "copy.mp4"
     reencode(CARPHONE, copy, crf=32)
-    result = verify(http, newsroom, copy).json()
+    result = stack.verify(newsroom, copy).json()
     assert result["verdict"] == "authentic", result
     assert not [f for f in result["findings"] if f["kind"].startswith("face")], result["findings"]
 

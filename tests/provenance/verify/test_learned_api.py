@@ -14,12 +14,11 @@ from detector.comparer import default_comparer, encode_segments
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode, subclip
-from harness.accounts import EnrolledDevice, make_key
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import Registration
 from provenance.service import Service
-from tests.provenance.test_verifications_api import post_upload, register_upload, verify
+from tests.provenance.conftest import Stack
 
 torch.set_num_threads(1)
 BIKES = sample_clip("bikes.mp4")
@@ -38,27 +37,22 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 def test_v2_and_v1_registrations_verify_each_with_its_comparer(
-    http: TestClient,
-    service: Service,
-    device: EnrolledDevice,
-    camera_headers: dict[str, str],
-    admin_headers: dict[str, str],
-    tmp_path: Path,
+    http: TestClient, stack: Stack, tmp_path: Path
 ) -> None:
-    bikes_id = register_upload(http, camera_headers, device, BIKES)
+    bikes_id = stack.register(BIKES)
     # a camera app that still sends version 1: accepted, re-fingerprinted as version 1
     v1 = fp.compute_fingerprint(CARPHONE, limits=DecodeLimits(), version=fp.VERSION_1)
-    carphone_id = register_upload(http, camera_headers, device, CARPHONE, v1)
-    with Session(service.engine) as session:
+    carphone_id = stack.register(CARPHONE, v1)
+    with Session(stack.service.engine) as session:
         stored = session.get(Registration, bikes_id)
         assert stored is not None
         assert fp.Fingerprint.decode(stored.fingerprint).version == 2
         old = session.get(Registration, carphone_id)
         assert old is not None and fp.Fingerprint.decode(old.fingerprint).version == 1
-    newsroom = make_key(http, admin_headers, "newsroom")
+    newsroom = stack.key("newsroom")
 
     paste_region(BIKES, tmp_path / "edit.mp4", start=3.0, duration=2.0, box=(0.55, 0.2, 0.3, 0.45))
-    result = verify(http, newsroom, tmp_path / "edit.mp4").json()
+    result = stack.verify(newsroom, tmp_path / "edit.mp4").json()
     assert result["verdict"] == "tampered", result
     assert result["match"]["registration_id"] == bikes_id
     assert result["comparer"] == {
@@ -70,21 +64,19 @@ def test_v2_and_v1_registrations_verify_each_with_its_comparer(
     assert fetched["comparer"] == result["comparer"]
 
     reencode(CARPHONE, tmp_path / "carphone.mp4", bitrate=150_000)
-    result = verify(http, newsroom, tmp_path / "carphone.mp4").json()
+    result = stack.verify(newsroom, tmp_path / "carphone.mp4").json()
     assert result["verdict"] == "authentic", result
     assert result["match"]["registration_id"] == carphone_id
     assert result["comparer"]["name"] == "pdq-grid"
     assert "v1" in result["comparer"]["note"]
 
 
-def test_an_upload_whose_embeddings_disagree_is_refused(
-    http: TestClient, device: EnrolledDevice, camera_headers: dict[str, str]
-) -> None:
+def test_an_upload_whose_embeddings_disagree_is_refused(stack: Stack) -> None:
     fpr = fp.compute_fingerprint(BIKES, limits=DecodeLimits())
     model, segments = fpr.segments()
     swapped = [dataclasses.replace(s, cells=s.cells[::-1]) for s in segments]
     forged = dataclasses.replace(fpr, embeddings=encode_segments(swapped, model))
-    response = post_upload(http, camera_headers, device, BIKES, forged)
+    response = stack.upload(BIKES, forged)
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "fingerprint_mismatch" and "embedding distance" in body["detail"]
