@@ -24,6 +24,19 @@ def free_port() -> int:
         return port
 
 
+def refused_start(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`provenance serve` run with `env` where it must refuse to start: its exit code and output.
+    (One that starts anyway serves until the 120 s timeout fails the test.)"""
+    return subprocess.run(
+        [sys.executable, "-m", "provenance.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
 def wait_healthy(
     name: str, url: str, process: subprocess.Popen[bytes], log: Callable[[], str], timeout: float
 ) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from frames.samples import sample_clip
-from tests.provenance.media_fixtures import audio_only, encode_frames, png_declaring
+from tests.provenance.media_fixtures import audio_only, encode_frames, png_declaring, remux_faststart
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -46,16 +46,7 @@ def truncated_mp4(dst: Path) -> Path:
 
 def truncated_faststart(dst: Path) -> Path:
     """A real clip cut after its index: the index lists packets the file no longer holds."""
-    with av.open(str(sample_clip("bikes.mp4"))) as inp:
-        stream = inp.streams.video[0]
-        full = dst.with_name("faststart-full.mp4")
-        with av.open(str(full), "w", options={"movflags": "+faststart"}) as out:
-            copy = out.add_stream_from_template(stream)
-            for packet in inp.demux(stream):
-                if packet.dts is None:
-                    continue
-                packet.stream = copy
-                out.mux(packet)
+    full = remux_faststart(sample_clip("bikes.mp4"), dst.with_name("faststart-full.mp4"))
     data = full.read_bytes()
     full.unlink()
     dst.write_bytes(data[: len(data) // 4])

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from harness.server import refused_start
 from provenance.core.config import Settings
 from provenance.core.secrets import InsecureSecret
 from provenance.service import open_service
@@ -101,13 +100,7 @@ def test_serve_refuses_with_one_line(tmp_path: Path) -> None:
         "PROVENANCE_DEMO": "0",
     }
     env.pop("PROVENANCE_DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "provenance.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = refused_start(env)
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "admin.key" in lines[0] and "chmod 600" in lines[0], done.stderr

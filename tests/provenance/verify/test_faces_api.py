@@ -5,8 +5,6 @@ stays authentic. And the server refuses to start on a damaged face model."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from frames.samples import sample_clip
 from generator.classic_swaps import Method, classic_swap
 from generator.footage import still
 from generator.variants import reencode
+from harness.server import refused_start
 from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits
 from tests.provenance.conftest import Stack
@@ -75,14 +74,7 @@ def test_a_damaged_face_model_stops_start_up_with_one_line(tmp_path: Path) -> No
         (fake / "models" / name).write_bytes(data[: len(data) // 2])
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
     env.update(PYTHONPATH=str(fake.parent), PROVENANCE_DATA_DIR=str(tmp_path / "var"), PROVENANCE_PORT="9")
-    done = subprocess.run(
-        [sys.executable, "-m", "provenance.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    done = refused_start(env, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.strip()]
