@@ -1,10 +1,13 @@
-"""Signed capture manifests for real clips, made as a camera app would (fingerprint on the device)."""
+"""Signed capture manifests for real clips, made as a camera app would (fingerprint on the device),
+and the requests that register and verify them on a running server."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,6 +41,20 @@ def register_upload(
             files={"media": (clip.name, fh, "video/mp4")},
             timeout=300,
         )
+
+
+def wait_verification(
+    url: str, headers: dict[str, str], location: str, timeout: float = 600, every: float = 0.3
+) -> dict[str, Any]:
+    """The verification at `location` (`/v1/verifications/ID`), polled every `every` seconds until
+    it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = httpx.get(f"{url}{location}", headers=headers, timeout=30).json()
+        if body["status"] in ("done", "failed"):
+            return body
+        assert time.monotonic() < deadline, f"{location} still {body['status']}"
+        time.sleep(every)
 
 
 def submit_clip(url: str, headers: dict[str, str], clip: Path) -> httpx.Response:

@@ -11,7 +11,6 @@ import hashlib
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +32,7 @@ from harness.topology import (
 from provenance import fingerprint as fp
 from provenance.chain.contract import ChainClient
 from provenance.core.config import DecodeLimits
+from tests.e2e.signed import wait_verification
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -54,16 +54,6 @@ def submit(url: str, headers: dict[str, str], clip: Path) -> httpx.Response:
         return httpx.post(
             f"{url}/v1/verifications", headers=headers, files={"media": (clip.name, fh)}, timeout=120
         )
-
-
-def wait_verification(url: str, headers: dict[str, str], vid: str, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = httpx.get(f"{url}/v1/verifications/{vid}", headers=headers, timeout=10).json()
-        if body["status"] in ("done", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"verification {vid} still {body['status']}"
-        time.sleep(0.3)
 
 
 def worker_running(topo: Topology, vid: str, timeout: float = 180) -> int:
@@ -134,7 +124,7 @@ def test_two_apis_two_workers_survive_worker_kill_and_database_restart(tmp_path:
         [survivor] = [w for w in topo.workers if w.pid != pid]
         assert httpx.get(f"{api1.url}/v1/verifications/{vid}", headers=newsroom).json()["status"] != "done"
         topo.kill(victim)
-        result = wait_verification(api1.url, newsroom, vid)
+        result = wait_verification(api1.url, newsroom, f"/v1/verifications/{vid}")
         assert result["status"] == "done", result
         assert result["verdict"] == "authentic" and result["match"]["registration_id"] == long_id
         assert f"verification {vid} started" in survivor.log_text()
@@ -159,7 +149,7 @@ def test_two_apis_two_workers_survive_worker_kill_and_database_restart(tmp_path:
         # Jobs still run after the restart (the workers reconnected by themselves).
         r = submit(api1.url, newsroom, long_clip)
         assert r.status_code == 202, r.text
-        after = wait_verification(api2.url, newsroom, r.json()["id"])
+        after = wait_verification(api2.url, newsroom, f"/v1/verifications/{r.json()['id']}")
         assert after["status"] == "done" and after["match"]["registration_id"] == long_id
 
         # Several batchers, one anchoring at a time: no tree size anchored twice.

@@ -11,7 +11,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from frames.samples import sample_clip
 from harness.server import running_server
 from harness.topology import api_key, enrol_camera
-from tests.e2e.signed import fingerprint_of, signed_form, submit_clip
+from tests.e2e.signed import fingerprint_of, signed_form, submit_clip, wait_verification
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +26,6 @@ BURST = 45
 SLOTS = 1
 # Generous: a read that waited behind the burst would take the burst's whole length (minutes).
 READ_BOUND_S = 15.0
-
-
-def _poll(url: str, headers: dict[str, str], location: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = httpx.get(f"{url}{location}", headers=headers, timeout=30).json()
-        if body["status"] in ("done", "failed"):
-            return body
-        assert time.monotonic() < deadline, f"{location} still {body['status']}"
-        time.sleep(1.0)
 
 
 def test_burst_of_verifications_is_queued_while_reads_answer(tmp_path: Path) -> None:
@@ -92,5 +81,5 @@ def test_burst_of_verifications_is_queued_while_reads_answer(tmp_path: Path) -> 
 
         # The queued clips are verified in the background: a sample of them completes.
         for answer in queued[:3]:
-            body = _poll(server.url, newsroom, answer.headers["Location"], timeout=600)
+            body = wait_verification(server.url, newsroom, answer.headers["Location"], every=1.0)
             assert body["status"] == "done" and body["verdict"] == "authentic", body
