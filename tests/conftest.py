@@ -42,25 +42,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _pg_database()
 
 
+def service_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """The tests' settings: the data directory `tmp_path/var`, uploads of up to 20 MiB decoded for
+    30 s at most, and any `overrides`."""
+    defaults: dict[str, Any] = {
+        "data_dir": tmp_path / "var",
+        "database_url": database_url,
+        "limits": DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
+    }
+    return Settings(**(defaults | overrides))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-    )
+    return service_settings(tmp_path, database_url)
 
 
 def chainless_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     """The shared settings without the chain or the demo: for tests of keys, intake and input."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-        **overrides,
-    )
+    return service_settings(tmp_path, database_url, **({"chain_mode": "off", "demo": False} | overrides))
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from provenance.api.app import create_app
 from provenance.cli import app
-from provenance.core.config import Settings
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 
 
 def _free_port() -> int:
@@ -30,14 +30,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Service]]:
-    service = open_service(
-        Settings(
-            data_dir=tmp_path / "var",
-            database_url=f"sqlite:///{tmp_path / 'cli.db'}",
-            chain_mode="off",
-            demo=False,
-        )
-    )
+    service = open_service(chainless_settings(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}"))
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")

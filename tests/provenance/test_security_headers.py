@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from provenance.api.app import create_app
 from provenance.api.web import static_files
-from provenance.core.config import Settings
 from provenance.service import open_service
+from tests.conftest import chainless_settings
 
 REQUIRED = {
     "x-content-type-options": "nosniff",
@@ -23,14 +23,7 @@ REQUIRED = {
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[TestClient]:
-    service = open_service(
-        Settings(
-            data_dir=tmp_path / "var",
-            database_url=f"sqlite:///{tmp_path / 'web.db'}",
-            chain_mode="off",
-            demo=False,
-        )
-    )
+    service = open_service(chainless_settings(tmp_path, f"sqlite:///{tmp_path / 'web.db'}"))
     with TestClient(create_app(service), raise_server_exceptions=False, follow_redirects=False) as client:
         client.headers["X-Admin-Key"] = service.new_admin_key or ""
         yield client

@@ -24,9 +24,10 @@ from harness.accounts import enrol_device, make_key
 from harness.manifests import signed_form
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import DecodeLimits
 from provenance.models import LogEntry, Registration, UsedNonce, Verification
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 from tests.provenance.hostile_media import CORPUS, png_with_inflating_chunk
 
 # Generous for a loaded 2-core machine; a naive decoder of these files takes minutes or gigabytes.
@@ -50,15 +51,7 @@ class HostileStack:
 def hostile_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileStack]:
     """One service for the whole corpus (module scope: set-up is most of the cost)."""
     root = tmp_path_factory.mktemp("hostile")
-    service = open_service(
-        Settings(
-            data_dir=root / "var",
-            database_url=f"sqlite:///{root / 'hostile.db'}",
-            chain_mode="off",
-            demo=False,
-            limits=LIMITS,
-        )
-    )
+    service = open_service(chainless_settings(root, f"sqlite:///{root / 'hostile.db'}", limits=LIMITS))
     admin = {"Authorization": f"Bearer {service.new_admin_key}"}
     with TestClient(create_app(service), raise_server_exceptions=False) as http:
         camera, newsroom = (make_key(http, admin, scope, scope) for scope in ("camera", "newsroom"))

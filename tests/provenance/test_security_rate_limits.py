@@ -16,14 +16,14 @@ from provenance.core.config import Settings
 from provenance.core.db import make_engine, migrate
 from provenance.ratelimit import DatabaseStorage, RateLimited, RateLimiter
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 
 
 def _settings(tmp_path: Path, database_url: str, storage: str, name: str = "var") -> Settings:
-    return Settings(
+    return chainless_settings(
+        tmp_path,
+        database_url,
         data_dir=tmp_path / name,
-        database_url=database_url,
-        chain_mode="off",
-        demo=False,
         rate_limits={"newsroom": "3/minute", "camera": "5/minute"},
         rate_limit_default="1000/minute",
         rate_limit_storage=storage,

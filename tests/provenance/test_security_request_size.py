@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from provenance.api.app import create_app
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import DecodeLimits
 from provenance.models import Registration, Verification
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 
 MEDIA_LIMIT = 64 * 1024
 # The middleware allows 1 MiB of multipart overhead on top of the media bound.
@@ -31,12 +32,8 @@ UPLOAD_ROUTES = [
 @pytest.fixture
 def bounded(tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
     service = open_service(
-        Settings(
-            data_dir=tmp_path / "var",
-            database_url=f"sqlite:///{tmp_path / 'size.db'}",
-            chain_mode="off",
-            demo=False,
-            limits=DecodeLimits(max_upload_bytes=MEDIA_LIMIT),
+        chainless_settings(
+            tmp_path, f"sqlite:///{tmp_path / 'size.db'}", limits=DecodeLimits(max_upload_bytes=MEDIA_LIMIT)
         )
     )
     with TestClient(create_app(service), raise_server_exceptions=False) as http:

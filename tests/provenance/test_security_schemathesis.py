@@ -19,8 +19,9 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 
 from provenance.api.app import create_app
-from provenance.core.config import DecodeLimits, Settings
+from provenance.core.config import DecodeLimits
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 
 # Starting an evaluation takes no input (nothing to fuzz) and launches the whole generator campaign
 # in a background thread: far too heavy to fire dozens of times on a shared machine.
@@ -36,11 +37,9 @@ EXAMPLES = 60
 @pytest.fixture
 def fuzz_service(tmp_path: Path) -> Iterator[Service]:
     svc = open_service(
-        Settings(
-            data_dir=tmp_path / "var",
-            database_url=f"sqlite:///{tmp_path / 'fuzz.db'}",
-            chain_mode="off",
-            demo=False,
+        chainless_settings(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'fuzz.db'}",
             # Thousands of requests with one key: the rate limit is tested on its own.
             rate_limit_default="100000/second",
             limits=DecodeLimits(max_upload_bytes=2 * 1024 * 1024, max_decode_seconds=10),

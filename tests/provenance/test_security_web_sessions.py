@@ -19,13 +19,14 @@ from provenance.api.web import SESSION_COOKIE
 from provenance.core.config import Settings
 from provenance.core.timeutil import utcnow
 from provenance.service import Service, open_service
+from tests.conftest import chainless_settings
 
 ORIGIN = {"Origin": "http://testserver"}
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "var", database_url=database_url, chain_mode="off", demo=False)
+    return chainless_settings(tmp_path, database_url)
 
 
 def _key(headers: dict[str, str]) -> str:

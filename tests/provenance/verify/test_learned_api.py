@@ -18,6 +18,7 @@ from provenance import fingerprint as fp
 from provenance.core.config import DecodeLimits, Settings
 from provenance.models import Registration
 from provenance.service import Service
+from tests.conftest import service_settings
 from tests.provenance.conftest import Stack
 
 torch.set_num_threads(1)
@@ -28,12 +29,7 @@ CARPHONE = sample_clip("carphone_pristine.mp4")
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """The service under test forces the learned comparer (PROVENANCE_COMPARER=learned)."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        comparer="learned",
-        limits=DecodeLimits(max_upload_bytes=20 * 1024 * 1024, max_decode_seconds=30),
-    )
+    return service_settings(tmp_path, database_url, comparer="learned")
 
 
 def test_v2_and_v1_registrations_verify_each_with_its_comparer(
