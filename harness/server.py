@@ -1,4 +1,5 @@
-"""Start `provenance serve` as a real process on a free loopback port, and stop it."""
+"""Start `provenance serve` as a real process on a free loopback port, and stop it; or serve an app
+of this process from a thread (`live_server`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+import uvicorn
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 BIN = Path(sys.executable).parent
 
@@ -22,6 +29,26 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """uvicorn serving `app` on a free loopback port, in a thread of this process (its lifespan
+    starts the service); yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("the server did not start")
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 def refused_start(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

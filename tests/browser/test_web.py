@@ -10,24 +10,19 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from harness.accounts import enrol_device, make_key
 from harness.manifests import signed_form
-from harness.server import free_port
+from harness.server import live_server
 from provenance import fingerprint as fp
 from provenance.api.app import create_app
 from provenance.api.web import SESSION_COOKIE
@@ -205,25 +200,6 @@ def test_report_page_while_running_and_after_failure(
 
 
 # --- the whole flow in Chromium ---
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """uvicorn serving `app` on a free loopback port, in a thread (its lifespan starts the service)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise AssertionError("the server did not start")
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 def _register(api: httpx.Client, admin: dict[str, str], clip: Path) -> str:

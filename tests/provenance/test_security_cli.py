@@ -4,48 +4,27 @@ real server (uvicorn on a loopback port)."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
+from harness.server import live_server
 from provenance.api.app import create_app
 from provenance.cli import app
 from provenance.service import Service, open_service
 from tests.conftest import chainless_settings
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Service]]:
     service = open_service(chainless_settings(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}"))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", service
+        with live_server(create_app(service)) as url:
+            yield url, service
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         service.engine.dispose()
 
 
