@@ -46,10 +46,7 @@ def _registered(clip: Path) -> tuple[FrameIndex, dict[str, Fingerprint]]:
         "bikes": compute_fingerprint(data / "bikes.mp4", limits=LIMITS),
         "carphone": compute_fingerprint(data / "carphone_pristine.mp4", limits=LIMITS),
     }
-    index = FrameIndex()
-    for name, fingerprint in prints.items():
-        index.add(name, fingerprint)
-    return index, prints
+    return FrameIndex.of(prints), prints
 
 
 def main() -> None:

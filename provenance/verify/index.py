@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -382,6 +382,14 @@ class FrameIndex:
 
     def __contains__(self, registration_id: object) -> bool:
         return registration_id in self._numbers
+
+    @classmethod
+    def of(cls, fingerprints: Mapping[str, Fingerprint]) -> FrameIndex:
+        """A (crop-tolerant) index of these registrations, id → fingerprint: tests and benchmarks."""
+        index = cls()
+        for registration_id, fingerprint in fingerprints.items():
+            index.add(registration_id, fingerprint)
+        return index
 
     def add(self, registration_id: str, fingerprint: Fingerprint) -> int:
         """Index a registration's usable frames; returns how many. Ids must be new."""

@@ -184,11 +184,10 @@ def test_replaced_footage_report(tmp_path: Path) -> None:
         "reg_bikes": fp.compute_fingerprint(BIKES, limits=LIMITS),
         "reg_carphone": fp.compute_fingerprint(carphone, limits=LIMITS),
     }
-    index = FrameIndex()
-    for registration_id, fingerprint in originals.items():
-        index.add(registration_id, fingerprint)
     query, stills = observe(clip)
-    result = verify_fingerprint(query, index, originals.__getitem__, PdqGridComparer()).to_json()
+    result = verify_fingerprint(
+        query, FrameIndex.of(originals), originals.__getitem__, PdqGridComparer()
+    ).to_json()
     assert result["verdict"] == "tampered" and result["match"]["registration_id"] == "reg_bikes", result
     out = tmp_path / "report"
     html = render_report(result, query, stills, BIKES, originals["reg_bikes"], out, LIMITS).read_text()

@@ -76,10 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         "astronaut": photo,
     }
     prints = {name: compute_fingerprint(path, limits=LIMITS) for name, path in sources.items()}
-    index = FrameIndex()
-    for name, fingerprint in prints.items():
-        index.add(name, fingerprint)
-    return World(index=index, prints=prints, workdir=workdir, comparer=PdqGridComparer())
+    return World(index=FrameIndex.of(prints), prints=prints, workdir=workdir, comparer=PdqGridComparer())
 
 
 def _iou(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:

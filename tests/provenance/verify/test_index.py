@@ -26,10 +26,7 @@ def originals() -> dict[str, Fingerprint]:
 
 @pytest.fixture(scope="module")
 def index(originals: dict[str, Fingerprint]) -> FrameIndex:
-    index = FrameIndex()
-    for name, fingerprint in originals.items():
-        index.add(name, fingerprint)
-    return index
+    return FrameIndex.of(originals)
 
 
 @pytest.fixture(scope="module")

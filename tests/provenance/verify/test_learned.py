@@ -55,17 +55,10 @@ class World:
         self, path: Path, mode: ComparerMode = "learned", prints: dict[str, Fingerprint] | None = None
     ) -> Outcome:
         prints = prints or self.prints
-        index = self.index if prints is self.prints else _index(prints)
+        index = self.index if prints is self.prints else FrameIndex.of(prints)
         policy = ComparerPolicy(mode)
         query, clip = fingerprint_clip(path, policy, limits=LIMITS)
         return verify_fingerprint(query, index, prints.__getitem__, policy.factory(clip))
-
-
-def _index(prints: dict[str, Fingerprint]) -> FrameIndex:
-    index = FrameIndex()
-    for name, fingerprint in prints.items():
-        index.add(name, fingerprint)
-    return index
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         "carphone": compute_fingerprint(CARPHONE, limits=LIMITS),
     }
     assert all(p.version == 2 for p in prints.values())
-    return World(tmp_path_factory.mktemp("learned"), prints, _index(prints))
+    return World(tmp_path_factory.mktemp("learned"), prints, FrameIndex.of(prints))
 
 
 def _astronaut_pan(path: Path) -> tampers.TamperTruth | variants.VariantTruth:
