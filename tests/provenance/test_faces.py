@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -54,17 +55,7 @@ def test_altered_face_block_disagrees(original: fp.Fingerprint) -> None:
         face.t, face.track, (face.box[0] + 0.2, *face.box[1:]), face.identity, face.mouth, face.eyes
     )
     forged = Faces(channel.model, channel.instants, (moved, *channel.faces[1:]))
-    tampered = fp.Fingerprint(
-        version=3,
-        kind=original.kind,
-        width=original.width,
-        height=original.height,
-        duration=original.duration,
-        sample_fps=original.sample_fps,
-        frames=original.frames,
-        embeddings=original.embeddings,
-        faces=forged.encode(),
-    )
+    tampered = dataclasses.replace(original, faces=forged.encode())
     assert tampered.digest() != original.digest()
     assert "box differs" in (fp.agreement(tampered, original) or "")
 
