@@ -31,7 +31,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from frames.samples import sample_clip
-from harness.accounts import enrol_device, make_key
+from harness.accounts import admin_headers, enrol_device, make_key
 from harness.server import running_server
 from harness.topology import Camera, registration_form, topology
 from provenance import fingerprint as fp
@@ -114,15 +114,11 @@ def servers(root: Path, env: dict[str, str], apis: int) -> Iterator[tuple[list[s
     """The API URLs and the admin headers: one embedded process, or `apis` API processes + a worker."""
     if apis <= 1:
         with running_server(root / "var", extra_env=env) as server:
-            yield [server.url], admin_of(server.data_dir)
+            yield [server.url], admin_headers(server.data_dir)
         return
     # The topology starts its own anvil; point it at ours so the gas figures read one chain.
     with topology(root / "multi", apis=apis, workers=1, extra_env=env) as topo:
         yield [p.url for p in topo.apis if p.url], topo.admin_headers()
-
-
-def admin_of(data_dir: Path) -> dict[str, str]:
-    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
 
 
 def main() -> None:

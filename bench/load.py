@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from frames.samples import sample_clip
-from harness.accounts import enrol_device
+from harness.accounts import admin_headers, enrol_device
 from harness.manifests import signed_form
 from harness.topology import api_key, topology
 from provenance import fingerprint as fp
@@ -174,8 +174,7 @@ def main() -> None:
         errors[label] = stats.errors
         if not args.skip_single:
             with single_process(Path(tmp) / "single") as urls:
-                admin_key = (Path(tmp) / "single" / "var" / "admin.key").read_text().strip()
-                stats = measure(urls, {"Authorization": f"Bearer {admin_key}"}, args)
+                stats = measure(urls, admin_headers(Path(tmp) / "single" / "var"), args)
             rows.append(report("1 process (role all)", stats))
             errors["1 process (role all)"] = stats.errors
 

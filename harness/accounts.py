@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provenance.signing import device_id_for, raw_public_key
+
+
+def admin_headers(data_dir: Path) -> dict[str, str]:
+    """The headers of the admin key the service wrote to `data_dir/admin.key` on its first start."""
+    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
 
 
 @dataclass

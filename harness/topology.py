@@ -21,7 +21,7 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.accounts import enrol_device, make_key
+from harness.accounts import admin_headers, enrol_device, make_key
 from harness.manifests import signed_form
 from harness.server import BIN, free_port, wait_healthy
 from provenance import fingerprint as fp
@@ -137,7 +137,7 @@ class Topology:
         self.anvil = AnvilProcess(self.anvil.state_file, port=self._chain_port).start()
 
     def admin_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {(self.data_dir / 'admin.key').read_text().strip()}"}
+        return admin_headers(self.data_dir)
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from frames.samples import sample_clip
+from harness.accounts import admin_headers
 from harness.manifests import signed_form
 from harness.server import RunningServer, free_port, running_server
 from harness.topology import enrol_camera
@@ -45,7 +46,7 @@ class Camera:
 
     def __init__(self, server: RunningServer) -> None:
         self.server = server
-        admin = {"Authorization": f"Bearer {(server.data_dir / 'admin.key').read_text().strip()}"}
+        admin = admin_headers(server.data_dir)
         camera = enrol_camera(server.url, admin)
         self.key, self.device_id, self.headers = camera.key, camera.device_id, camera.headers
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.accounts import admin_headers, make_key
 from harness.server import RunningServer, running_server
 from tests.provenance.hostile_media import hls_local_file, hls_playlist, sdp_session
 
@@ -39,14 +40,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def admin(server: RunningServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {(server.data_dir / 'admin.key').read_text().strip()}"}
+    return admin_headers(server.data_dir)
 
 
 @pytest.fixture(scope="module")
 def newsroom(server: RunningServer, admin: dict[str, str]) -> dict[str, str]:
-    response = httpx.post(f"{server.url}/v1/clients", json={"name": "nr", "scope": "newsroom"}, headers=admin)
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['api_key']}"}
+    with httpx.Client(base_url=server.url) as http:
+        return make_key(http, admin, "newsroom", "nr")
 
 
 def _alive(server: RunningServer) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from frames.samples import sample_clip
+from harness.accounts import admin_headers
 from harness.server import running_server
 from harness.topology import api_key, enrol_camera
 from tests.e2e.signed import fingerprint_of, signed_form, submit_clip, wait_verification
@@ -32,7 +33,7 @@ def test_burst_of_verifications_is_queued_while_reads_answer(tmp_path: Path) -> 
     clip = sample_clip("bikes.mp4")  # 10 s: short enough to be verified within the request
     env = {"PROVENANCE_CHAIN_MODE": "off", "PROVENANCE_VERIFY_SYNC_CONCURRENCY": str(SLOTS)}
     with running_server(tmp_path / "var", extra_env=env) as server:
-        admin = {"Authorization": f"Bearer {(server.data_dir / 'admin.key').read_text().strip()}"}
+        admin = admin_headers(server.data_dir)
         camera = enrol_camera(server.url, admin)
         newsroom = api_key(server.url, admin, "newsroom")
         fingerprint_of(clip)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from frames.samples import sample_clip
+from harness.accounts import admin_headers
 from harness.server import running_server
 from harness.topology import api_key, enrol_camera
 from tests.e2e.signed import fingerprint_of, register_upload, signed_form, submit_clip
@@ -86,7 +87,7 @@ def test_full_disk_is_507_leaves_nothing_and_degrades_health(tmp_path: Path) -> 
         tmp_ballast = fill(tmp, leave=256 * 1024)
         media_ballast = fill(media, leave=256 * 1024)
         with running_server(data_dir, extra_env=env) as server:
-            admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+            admin = admin_headers(data_dir)
             camera = enrol_camera(server.url, admin)
             newsroom = api_key(server.url, admin, "newsroom")
 
@@ -130,7 +131,7 @@ def _full_disk_by_rlimit(tmp_path: Path, clip: Path, env: dict[str, str]) -> Non
 
     data_dir = tmp_path / "var"
     with running_server(data_dir, extra_env=env, preexec_fn=cap) as server:
-        admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+        admin = admin_headers(data_dir)
         camera = enrol_camera(server.url, admin)
         r = register_upload(server.url, camera, clip)
         assert r.status_code == 507 and r.json()["code"] == "storage_full", r.text
@@ -149,7 +150,7 @@ def test_corrupt_copy_in_media_store_is_not_adopted(tmp_path: Path) -> None:
     planted = media / f"{digest}.mp4"
     planted.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     with running_server(data_dir, extra_env={"PROVENANCE_CHAIN_MODE": "off"}) as server:
-        admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+        admin = admin_headers(data_dir)
         camera = enrol_camera(server.url, admin)
         r = register_upload(server.url, camera, clip)
         assert r.status_code == 201, r.text
@@ -171,7 +172,7 @@ def test_data_dir_is_private(tmp_path: Path) -> None:
     fingerprint_of(clip)
     # The child's umask is the test's (typically 022): the server must not depend on it.
     with running_server(data_dir) as server:
-        admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+        admin = admin_headers(data_dir)
         camera = enrol_camera(server.url, admin)
         r = register_upload(server.url, camera, clip)
         assert r.status_code == 201, r.text
