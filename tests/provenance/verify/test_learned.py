@@ -2,7 +2,7 @@
 
 bikes.mp4 and carphone are registered with version 2 fingerprints (their embeddings, never their
 pixels, are what the learned comparer sees of them); the clips are written by `generator`,
-decoded and fingerprinted for real, as in `test_verify_core`.
+decoded and fingerprinted for real, as in `test_core` (tests/provenance/verify/test_core.py).
 """
 
 from __future__ import annotations
