@@ -249,6 +249,41 @@ def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> di
     }
 
 
+def note_exact_copy(session: Session, outcome: dict[str, Any], media_sha256: str) -> None:
+    """A clip whose bytes are the matched original's file is that file: say so, whatever the comparer saw.
+
+    SHA-256 equality leaves no doubt, so the verdict is `authentic` with confidence 1, similarity 1,
+    nothing tampered, and an `exact_copy` finding first; `match.exact_copy` says it too.
+    """
+    match = outcome.get("match")
+    if not match:
+        return
+    registration = session.get(Registration, match["registration_id"])
+    exact = registration is not None and registration.content_sha256 == media_sha256
+    match["exact_copy"] = exact
+    if not exact:
+        return
+    outcome["verdict"] = "authentic"
+    outcome["confidence"] = 1.0
+    match["similarity"] = 1.0
+    match["tampered_ranges"] = []
+    match["segments"] = [{**s, "tampered": False, "regions": []} for s in match.get("segments", [])]
+    finding = {
+        "kind": "exact_copy",
+        "track": "video",
+        "query_range": match["query_range"],
+        "original_range": match["original_range"],
+        "regions": [],
+        "detail": f"the file is byte for byte the registered original (SHA-256 {media_sha256})",
+    }
+    notes = [f for f in outcome.get("findings", []) if f.get("kind") in AUTHENTIC_NOTES]
+    outcome["findings"] = [finding, *notes]
+
+
+# Finding kinds that are notes on an authentic clip (docs/verification.md, Findings).
+AUTHENTIC_NOTES = {"reframed", "mirrored", "overlay", "audio_offset", "audio_missing"}
+
+
 class Verifier:
     """Runs verifications, short ones inline and long ones on a small worker pool."""
 
@@ -373,10 +408,12 @@ class Verifier:
             examined = self.matcher.examine(path, self.settings)
             outcome = examined.outcome
             if outcome.get("match"):
+                media_sha256 = self.get(verification_id).media_sha256
                 with Session(self.engine) as session:
                     outcome["match"].update(
                         evidence(session, outcome["match"]["registration_id"], self.cache)
                     )
+                    note_exact_copy(session, outcome, media_sha256)
             credentials = self.read_credentials(path) if self.read_credentials else None
             result = {
                 "schema": RESULT_SCHEMA,

@@ -136,23 +136,42 @@ def choose_moments(result: dict[str, Any], duration: float) -> list[Moment]:
 
 
 def _segment_words(segment: dict[str, Any]) -> str:
-    """What is wrong with a tampered segment, in words."""
+    """What is wrong with a tampered segment, as a noun phrase ("2 changed regions of the picture")."""
     if segment.get("original_start") is None:
         other = segment.get("other_registration_id")
-        shows = f"; it shows another registered original, {other}" if other else ""
-        return f"has no counterpart in the original (inserted or replaced footage{shows})"
+        shows = f", showing another registered original, {other}" if other else ""
+        return f"footage with no counterpart in the original (inserted or replaced{shows})"
     if segment.get("regions"):
         count = len(segment["regions"])
-        return f"has {count} changed region{'s' if count > 1 else ''} of the picture"
-    return "jumps within the original here (frames cut or reordered)"
+        return f"{count} changed region{'s' if count > 1 else ''} of the picture"
+    return "a jump within the original (frames cut or reordered)"
+
+
+def _and(parts: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _range_words(result: dict[str, Any]) -> list[str]:
+    """One sentence per tampered range: "0.0–1.0 s of the clip: 2 changed regions of the picture"."""
     segments = _segments(result.get("match"))
     lines = []
     for start, end in _tampered_ranges(result):
-        kinds = sorted({_segment_words(s) for s in segments if s["tampered"] and start <= _mid(s) <= end})
-        lines.append(f"{span(start, end)} of the clip " + ("; ".join(kinds) or "differs from the original"))
+        touched = [s for s in segments if s["tampered"] and start <= _mid(s) <= end]
+        kinds: list[str] = []
+        regions = sum(len(s.get("regions") or []) for s in touched if s.get("original_start") is not None)
+        if regions:
+            kinds.append(f"{regions} changed region{'s' if regions > 1 else ''} of the picture")
+        for s in touched:
+            if s.get("regions") and s.get("original_start") is not None:
+                continue
+            words = _segment_words(s)
+            if words not in kinds:
+                kinds.append(words)
+        lines.append(
+            f"{span(start, end)} of the clip differs from the original"
+            + (f": {_and(kinds)}" if kinds else "")
+        )
     return lines
 
 
@@ -162,9 +181,45 @@ def headline(result: dict[str, Any]) -> str:
     verdict = result.get("verdict")
     if verdict == "tampered" and match:
         return f"This clip is a tampered copy of the original registered as {match['registration_id']}."
+    if verdict == "authentic" and match and match.get("exact_copy"):
+        return (
+            f"This file is an exact copy of the original registered as {match['registration_id']}: "
+            "its bytes are identical."
+        )
     if verdict == "authentic" and match:
         return f"This clip is authentic: it matches the original registered as {match['registration_id']}."
     return "No registered original matches this clip."
+
+
+def confidence_words(result: dict[str, Any]) -> str:
+    """The confidence as people read it: never "100 %" short of identical bytes, and for `unknown`
+    how close the nearest registered original came instead of a bare percentage."""
+    value = float(result.get("confidence", 0.0))
+    match = result.get("match") or {}
+    if match.get("exact_copy"):
+        return "certain (identical SHA-256)"
+    if result.get("verdict") == "unknown":
+        nearest = result.get("nearest") or {}
+        usable = int(nearest.get("usable_frames") or 0)
+        matched = int(nearest.get("matched_frames") or 0)
+        if not usable:
+            return "no usable frames to compare (blank or flat picture)"
+        if not matched:
+            return f"no registered original shares any of the clip's {usable} usable frames"
+        return f"the nearest registered original matched only {matched} of the clip's {usable} usable frames"
+    percent = 100 * value
+    return ">99 %" if percent >= 99.5 else f"{percent:.0f} %"
+
+
+def segment_similarity(segment: dict[str, Any]) -> str:
+    """A segment's similarity in words a reader can use: the comparer's distance is capped at 1, so a
+    distance of 1 means "beyond the comparer's range", not a measured 0."""
+    if segment.get("original_start") is None:
+        return "no counterpart"
+    distance = float(segment.get("distance", 0.0))
+    if distance >= 1.0:
+        return "unlike (off the scale)"
+    return f"{100 * (1 - distance):.0f} %"
 
 
 def _heat_alt(t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]]) -> str:
@@ -244,7 +299,7 @@ def _render_moment(
         )
     segment = moment.segment
     where = f"{span(segment['query_start'], segment['query_end'])} of the clip"
-    state = _segment_words(segment) if segment["tampered"] else "matches the original"
+    state = f"shows {_segment_words(segment)}" if segment["tampered"] else "matches the original"
     at_original = f", {seconds(o_t)} of the original" if o_t is not None else ""
     moment.caption = f"At {seconds(t)} of the clip{at_original}. The segment {where} {state}."
 
@@ -346,7 +401,8 @@ def render_report(
         "verification_id": result.get("id", ""),
         "verdict": result.get("verdict", "unknown"),
         "headline": headline(result),
-        "confidence": round(100 * float(result.get("confidence", 0.0))),
+        "confidence": confidence_words(result),
+        "segment_similarity": segment_similarity,
         "range_lines": _range_words(result),
         "match": match,
         "segments": segments,

@@ -22,6 +22,7 @@ from provenance.fingerprint import Fingerprint
 from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
+from provenance.reports.render import _range_words, confidence_words, headline, segment_similarity
 from provenance.reports.timeline import TimelineGeometry
 from provenance.service import Service
 from provenance.verify.compare import PdqGridComparer
@@ -100,7 +101,11 @@ def test_tampered_report(tampered: Tampered, tmp_path: Path) -> None:
     html = path.read_text()
     _self_contained(html)
     assert "This clip is a tampered copy of the original registered as reg_original." in html
-    assert f"Confidence <strong>{round(100 * result['confidence'])} %</strong>" in html
+    assert f"Confidence <strong>{confidence_words(result)}</strong>" in html
+    assert "100 %" not in confidence_words(result)
+    assert re.search(
+        r"3\.0–[45]\.[05] s of the clip differs from the original: \d changed regions? of the", html
+    )
     assert "dev_test" in html and "2026-01-02T03:04:05.000Z" in html and "valid" in html
     assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
     assert 'href="/v1/registrations/reg_original/receipt"' in html
@@ -171,6 +176,8 @@ def test_unknown_report(tmp_path: Path) -> None:
     html = path.read_text()
     _self_contained(html)
     assert "No registered original matches this clip." in html
+    assert "Confidence" not in html and "100 %" not in html
+    assert "Closest: no registered original shares any of the clip" in html
     assert 'id="timeline"' not in html and "Chain evidence" not in html and "receipt verify" not in html
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
     assert meta["timeline"] is None and meta["moments"]
@@ -194,8 +201,9 @@ def test_replaced_footage_report(tmp_path: Path) -> None:
     assert result["verdict"] == "tampered" and result["match"]["registration_id"] == "reg_bikes", result
     out = tmp_path / "report"
     html = render_report(result, query, stills, BIKES, originals["reg_bikes"], out, LIMITS).read_text()
-    assert "has no counterpart in the original (inserted or replaced footage; it shows another " in html
-    assert "registered original, reg_carphone" in html
+    assert "differs from the original: footage with no counterpart in the original (inserted or " in html
+    assert "replaced, showing another registered original, reg_carphone)" in html
+    assert "<td>no counterpart</td>" in html, "not a similarity of 0.00 from a capped distance"
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
     foreign = [m for m in meta["moments"] if 3.0 <= m["query_t"] <= 5.0]
     assert foreign and all(
@@ -312,3 +320,60 @@ def test_report_failure_leaves_verification_done(
     assert page.status_code == 200 and "Report unavailable" in page.text and "Verdict: authentic" in page.text
     reports_dir = service.settings.data_dir / "reports"
     assert [p.name for p in reports_dir.iterdir()] == [f"{response.json()['id']}.failed"]
+
+
+def test_readable_numbers() -> None:
+    """Exact copies say so; unknown says how close the nearest came; capped distances are not 0.00;
+    several kinds of change in one range make one sentence."""
+    segment = {"query_start": 0.0, "query_end": 1.0, "original_start": 0.0, "original_end": 1.0}
+    exact = {
+        "verdict": "authentic",
+        "confidence": 1.0,
+        "match": {"registration_id": "reg_a", "exact_copy": True, "segments": [], "tampered_ranges": []},
+    }
+    assert headline(exact).startswith("This file is an exact copy of the original registered as reg_a")
+    assert confidence_words(exact) == "certain (identical SHA-256)"
+    assert confidence_words({"verdict": "authentic", "confidence": 0.998, "match": {}}) == ">99 %"
+    near = {
+        "verdict": "unknown",
+        "confidence": 0.99,
+        "match": None,
+        "nearest": {"matched_frames": 1, "usable_frames": 40},
+    }
+    assert (
+        confidence_words(near)
+        == "the nearest registered original matched only 1 of the clip's 40 usable frames"
+    )
+    assert segment_similarity({**segment, "distance": 1.0}) == "unlike (off the scale)"
+    assert segment_similarity({**segment, "distance": 0.25}) == "75 %"
+    assert segment_similarity({**segment, "original_start": None, "distance": 1.0}) == "no counterpart"
+    mixed = {
+        "verdict": "tampered",
+        "match": {
+            "tampered_ranges": [[0.0, 2.0]],
+            "segments": [
+                {**segment, "distance": 0.7, "tampered": True, "regions": [[0, 0, 0.1, 0.1]]},
+                {
+                    **segment,
+                    "query_start": 1.0,
+                    "query_end": 2.0,
+                    "distance": 0.8,
+                    "tampered": True,
+                    "regions": [[0, 0, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1]],
+                },
+                {
+                    **segment,
+                    "query_start": 1.5,
+                    "query_end": 1.6,
+                    "distance": 0.8,
+                    "tampered": True,
+                    "regions": [],
+                },
+            ],
+        },
+    }
+    [line] = _range_words(mixed)
+    assert line == (
+        "0.0–2.0 s of the clip differs from the original: 3 changed regions of the picture and "
+        "a jump within the original (frames cut or reordered)"
+    ), line

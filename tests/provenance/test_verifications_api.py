@@ -100,6 +100,7 @@ def test_verify_benign_tampered_unknown(
     assert (anchor["status"] == "anchored") == bool(anchor.get("transaction")), anchor
     assert match["original_range"][0] < 0.5 and match["original_range"][1] > 9.0
     assert match["tampered_ranges"] == []
+    assert match["exact_copy"] is False and result["confidence"] < 1
     fetched = http.get(f"/v1/verifications/{result['id']}", headers=newsroom).json()
     assert fetched["verdict"] == "authentic"
 
@@ -115,6 +116,14 @@ def test_verify_benign_tampered_unknown(
 
     result = verify(http, newsroom, sample_clip("bigbuckbunny.mp4")).json()
     assert result["verdict"] == "unknown" and result["match"] is None
+    assert result["nearest"]["usable_frames"] > 0
+
+    # The registered file itself: identical bytes, and the result says so.
+    result = verify(http, newsroom, BIKES).json()
+    assert result["verdict"] == "authentic" and result["confidence"] == 1.0, result
+    assert result["match"]["exact_copy"] is True and result["match"]["similarity"] == 1.0
+    assert result["findings"][0]["kind"] == "exact_copy"
+    assert hashlib.sha256(BIKES.read_bytes()).hexdigest() in result["findings"][0]["detail"]
 
 
 def test_verify_refusals(
