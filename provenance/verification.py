@@ -214,6 +214,13 @@ class Examined:
 
 def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> dict[str, Any]:
     """The matched registration's checks: device, capture time, signature, anchoring."""
+    return evidence_and_receipt(session, registration_id, cache)[0]
+
+
+def evidence_and_receipt(
+    session: Session, registration_id: str, cache: log.TreeCache
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`evidence`, and the receipt it was read from (embedded in the report)."""
     registration = session.get(Registration, registration_id)
     assert registration is not None
     device = session.get(Device, registration.device_id)
@@ -246,7 +253,7 @@ def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> di
         "signature_valid": signature_valid,
         "anchor": anchor,
         "receipt_url": f"/v1/registrations/{registration_id}/receipt",
-    }
+    }, receipt
 
 
 def note_exact_copy(session: Session, outcome: dict[str, Any], media_sha256: str) -> None:
@@ -407,12 +414,14 @@ class Verifier:
         try:
             examined = self.matcher.examine(path, self.settings)
             outcome = examined.outcome
+            receipt: dict[str, Any] | None = None
             if outcome.get("match"):
                 media_sha256 = self.get(verification_id).media_sha256
                 with Session(self.engine) as session:
-                    outcome["match"].update(
-                        evidence(session, outcome["match"]["registration_id"], self.cache)
+                    found, receipt = evidence_and_receipt(
+                        session, outcome["match"]["registration_id"], self.cache
                     )
+                    outcome["match"].update(found)
                     note_exact_copy(session, outcome, media_sha256)
             credentials = self.read_credentials(path) if self.read_credentials else None
             result = {
@@ -424,7 +433,13 @@ class Verifier:
             }
             self._set(verification_id, status="done", result=json.dumps(result), finished_at=utcnow())
             write_verification_report(
-                self.settings, self.engine, verification_id, result, examined.query, examined.stills
+                self.settings,
+                self.engine,
+                verification_id,
+                result,
+                examined.query,
+                examined.stills,
+                receipt=receipt,
             )
         except DomainError as exc:
             self._set(

@@ -338,6 +338,7 @@ def render_report(
     *,
     filename: str | None = None,
     generated_at: datetime | None = None,
+    receipt: dict[str, Any] | None = None,
 ) -> Path:
     """Write `out_dir/index.html` (self-contained) and its images; returns the HTML's path.
 
@@ -422,6 +423,14 @@ def render_report(
         else None,
         "receipt_file": receipt_file,
         "receipt_command": RECEIPT_COMMAND.format(file=receipt_file),
+        # The receipt itself, so the saved report carries its proof (a download needs no API key).
+        "receipt_json": json.dumps(receipt, indent=2, sort_keys=True) if receipt else None,
+        "receipt_data_uri": (
+            "data:application/json;base64,"
+            + base64.b64encode(json.dumps(receipt, indent=2, sort_keys=True).encode()).decode()
+            if receipt
+            else None
+        ),
         "c2pa": result.get("c2pa"),
         "result_json": json.dumps(result, indent=2, sort_keys=True),
         "css": Markup(css),

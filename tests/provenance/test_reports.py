@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import re
@@ -153,6 +154,26 @@ def test_tampered_report(tampered: Tampered, tmp_path: Path) -> None:
     assert max(image["width"] for image in meta["images"] if image["name"].endswith(".jpg")) <= 480
     assert "outlined as changed" in html and 'class="frame frame-changes heatmap"' in html
     assert "heat-legend.png" in names
+
+
+def test_report_embeds_the_receipt(tampered: Tampered, tmp_path: Path) -> None:
+    """The saved report carries the receipt itself (no API key needed) and the command that checks it."""
+    _, _, original, result, seen = tampered
+    receipt = {
+        "schema": "provenance.receipt/v1",
+        "registration_id": "reg_original",
+        "anchor": {"status": "anchored"},
+    }
+    html = render_report(
+        result, *seen, None, original, tmp_path / "report", LIMITS, receipt=receipt
+    ).read_text()
+    _self_contained(html)
+    [uri] = re.findall(
+        r'href="data:application/json;base64,([^"]+)" download="receipt-reg_original.json"', html
+    )
+    assert json.loads(base64.b64decode(uri)) == receipt
+    assert 'id="receipt-json"' in html and "provenance.receipt/v1" in html
+    assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
 
 
 def test_report_without_original_media(tampered: Tampered, tmp_path: Path) -> None:
