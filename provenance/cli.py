@@ -589,6 +589,12 @@ def print_verification(result: dict[str, Any]) -> None:
         f"matches {match['registration_id']} (device {match['device_id']}, captured {match['captured_at']})",
         markup=False,
     )
+    for other in match.get("also_registered", []):
+        out.print(
+            f"also registered by device {other['device_id']} ({other['registration_id']}, captured "
+            f"{other['captured_at']}), {other['order']}",
+            markup=False,
+        )
     photo = q[1] - q[0] <= 0 and o[1] - o[0] <= 0
     if match.get("exact_copy"):
         similarity = "the same file, byte for byte"

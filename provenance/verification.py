@@ -287,6 +287,35 @@ def note_exact_copy(session: Session, outcome: dict[str, Any], media_sha256: str
     outcome["findings"] = [finding, *notes]
 
 
+def note_other_registrants(session: Session, outcome: dict[str, Any]) -> None:
+    """`match.also_registered`: the same content (SHA-256) registered from other devices, each
+    `earlier` or `later` than the matched registration's capture; the first registrant is evidence
+    of priority."""
+    match = outcome.get("match")
+    if not match:
+        return
+    registration = session.get(Registration, match["registration_id"])
+    if registration is None:
+        return
+    others = session.exec(
+        select(Registration)
+        .where(
+            Registration.content_sha256 == registration.content_sha256,
+            Registration.device_id != registration.device_id,
+        )
+        .order_by(col(Registration.captured_at))
+    ).all()
+    match["also_registered"] = [
+        {
+            "registration_id": other.id,
+            "device_id": other.device_id,
+            "captured_at": iso(other.captured_at),
+            "order": "earlier" if other.captured_at < registration.captured_at else "later",
+        }
+        for other in others
+    ]
+
+
 # Finding kinds that are notes on an authentic clip (docs/verification.md, Findings).
 AUTHENTIC_NOTES = {"reframed", "mirrored", "overlay", "audio_offset", "audio_missing"}
 
@@ -423,6 +452,7 @@ class Verifier:
                     )
                     outcome["match"].update(found)
                     note_exact_copy(session, outcome, media_sha256)
+                    note_other_registrants(session, outcome)
             credentials = self.read_credentials(path) if self.read_credentials else None
             result = {
                 "schema": RESULT_SCHEMA,

@@ -164,6 +164,13 @@ def test_report_embeds_the_receipt(tampered: Tampered, tmp_path: Path) -> None:
         "registration_id": "reg_original",
         "anchor": {"status": "anchored"},
     }
+    other = {
+        "registration_id": "reg_b",
+        "device_id": "dev_b",
+        "captured_at": "2026-01-01T00:00:00Z",
+        "order": "earlier",
+    }
+    result = {**result, "match": {**result["match"], "also_registered": [other]}}
     html = render_report(
         result, *seen, None, original, tmp_path / "report", LIMITS, receipt=receipt
     ).read_text()
@@ -173,6 +180,11 @@ def test_report_embeds_the_receipt(tampered: Tampered, tmp_path: Path) -> None:
     )
     assert json.loads(base64.b64decode(uri)) == receipt
     assert 'id="receipt-json"' in html and "provenance.receipt/v1" in html
+    assert (
+        "Also registered by" in html
+        and "<code>reg_b</code>" in html
+        and ": earlier than this registration" in html
+    )
     assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
 
 

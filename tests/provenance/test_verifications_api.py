@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
@@ -19,7 +21,7 @@ from provenance import fingerprint as fp
 from provenance.core.timeutil import utcnow
 from provenance.models import Verification
 from provenance.service import Service
-from provenance.signing import build_manifest, sign_manifest
+from provenance.signing import build_manifest, raw_public_key, sign_manifest
 from tests.conftest import EnrolledDevice, make_key
 from tests.provenance.test_registrations_api import fingerprint_of
 
@@ -118,8 +120,24 @@ def test_verify_benign_tampered_unknown(
     assert result["verdict"] == "unknown" and result["match"] is None
     assert result["nearest"]["usable_frames"] > 0
 
+    # The same file registered later from a second device: the verification names the other registrant.
+    second_key = Ed25519PrivateKey.generate()
+    raw = raw_public_key(second_key.public_key())
+    enrolled = http.post(
+        "/v1/devices",
+        json={"name": "second camera", "public_key": base64.b64encode(raw).decode()},
+        headers=admin_headers,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    second = EnrolledDevice(key=second_key, id=enrolled.json()["id"])
+    second_id = register_upload(http, camera_headers, second, BIKES)
+
     # The registered file itself: identical bytes, and the result says so.
     result = verify(http, newsroom, BIKES).json()
+    [other] = result["match"]["also_registered"]
+    pair = {result["match"]["registration_id"], other["registration_id"]}
+    assert pair == {registration_id, second_id}, result["match"]
+    assert other["order"] == ("later" if other["registration_id"] == second_id else "earlier")
     assert result["verdict"] == "authentic" and result["confidence"] == 1.0, result
     assert result["match"]["exact_copy"] is True and result["match"]["similarity"] == 1.0
     assert result["findings"][0]["kind"] == "exact_copy"
