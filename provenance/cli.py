@@ -209,6 +209,12 @@ def serve(role: RoleOpt = None) -> None:
     key_file = settings.data_dir / "admin.key"
     out.print(f"[bold]provenance[/] listening on {base}  (API docs: {base}/docs)")
     out.print(f"database: {settings.resolved_database_url}")
+    chain = service.chain_status()
+    if chain.get("rpc_url"):
+        # Stable across restarts (remembered under the data directory): what `receipt verify --rpc` takes.
+        out.print(
+            f"chain RPC: {chain['rpc_url']}  (export PROVENANCE_CHAIN_RPC={chain['rpc_url']})", markup=False
+        )
     if service.new_admin_key:
         out.print(f"first start: admin API key written to {key_file} (mode 0600)")
     out.print("next, in another terminal:")
