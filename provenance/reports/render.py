@@ -159,7 +159,10 @@ def _range_words(result: dict[str, Any]) -> list[str]:
     for start, end in _tampered_ranges(result):
         touched = [s for s in segments if s["tampered"] and start <= _mid(s) <= end]
         kinds: list[str] = []
-        regions = sum(len(s.get("regions") or []) for s in touched if s.get("original_start") is not None)
+        # The most regions one segment flags: neighbouring segments usually flag the same spot.
+        regions = max(
+            (len(s.get("regions") or []) for s in touched if s.get("original_start") is not None), default=0
+        )
         if regions:
             kinds.append(f"{regions} changed region{'s' if regions > 1 else ''} of the picture")
         for s in touched:
@@ -304,6 +307,11 @@ def _render_moment(
     moment.caption = f"At {seconds(t)} of the clip{at_original}. The segment {where} {state}."
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _data_uri(image: Image) -> str:
     return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
 
@@ -372,6 +380,7 @@ def render_report(
 
     images: list[Image] = [img for m in moments for img in m.images]
     timeline: Image | None = None
+    timeline_phone: Image | None = None
     geometry = None
     if segments and duration > 0:  # a photo has no timeline
         png, geometry = timeline_png(segments, ranges, duration)
@@ -384,6 +393,12 @@ def render_report(
             timeline_alt(segments, ranges, duration),
         )
         images.append(timeline)
+        phone_png, _ = timeline_png(segments, ranges, duration, phone=True)
+        phone_size = png_size(phone_png)
+        timeline_phone = Image(
+            "timeline-phone.png", "image/png", phone_png, phone_size[0], phone_size[1], timeline.alt
+        )
+        images.append(timeline_phone)
     legend: Image | None = None
     if any(len(m.images) > 1 for m in moments):
         legend = fr.encode_png(
@@ -414,6 +429,7 @@ def render_report(
         "moments": moments,
         "coarse_original": any(i.name.endswith("-original.png") for m in moments for i in m.images),
         "timeline": timeline,
+        "timeline_phone": timeline_phone,
         "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
         "legend": legend,
         "threshold": CELL_THRESHOLD,

@@ -407,6 +407,6 @@ def test_readable_numbers() -> None:
     }
     [line] = _range_words(mixed)
     assert line == (
-        "0.0–2.0 s of the clip differs from the original: 3 changed regions of the picture and "
+        "0.0–2.0 s of the clip differs from the original: 2 changed regions of the picture and "
         "a jump within the original (frames cut or reordered)"
     ), line
