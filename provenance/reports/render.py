@@ -33,7 +33,7 @@ from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.media import SampledFrame
 from provenance.reports.frames import Image
 from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
-from provenance.verify.compare import CELL_THRESHOLD
+from provenance.verify.compare import CELL_THRESHOLD, PdqGridComparer
 
 logger = logging.getLogger(__name__)
 
@@ -225,11 +225,17 @@ def segment_similarity(segment: dict[str, Any]) -> str:
     return f"{100 * (1 - distance):.0f} %"
 
 
-def _heat_alt(t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]]) -> str:
+def _heat_alt(
+    t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]], from_regions: bool = False
+) -> str:
     if scores is None:
         return f"Clip frame at {seconds(t)} with no comparison: the original's frame is not available."
     worst = float(scores.max())
-    tail = f"strongest cell score {worst:.0f} (threshold {CELL_THRESHOLD:.0f})."
+    tail = (
+        "tinted: the cells the comparer that gave the verdict flags."
+        if from_regions
+        else f"strongest cell score {worst:.0f} (threshold {CELL_THRESHOLD:.0f})."
+    )
     if not regions:
         return f"Heat map of changes at {seconds(t)} of the clip: no region is flagged; {tail}"
     where = "; ".join(fr.describe_box(*(float(v) for v in box)) for box in regions)
@@ -243,8 +249,13 @@ def _render_moment(
     query_fingerprint: Fingerprint,
     original_frame: SampledFrame | None,
     original_fingerprint: Fingerprint | None,
+    cells_from_regions: bool = False,
 ) -> None:
-    """Fill `moment.images` (original, clip, changes) and its caption."""
+    """Fill `moment.images` (original, clip, changes) and its caption.
+
+    `cells_from_regions`: the verdict came from a comparer with no per-cell scores of its own (the
+    learned one), so the heat map tints the cells of the verdict's regions instead of showing the
+    fingerprint comparer's scores, which could disagree with the verdict and the outline."""
     if query_frame is None:
         return
     t = query_frame.t  # the frame shown, which may sit a little off the moment asked for
@@ -291,13 +302,15 @@ def _render_moment(
     scores = None
     query_hash = fr.nearest_frame(query_fingerprint, t)  # the very frame kept: both sample alike
     if original_hash is not None and query_hash is not None:
-        scores = fr.cell_scores(query_hash, original_hash)
+        scores = (
+            fr.region_scores(regions) if cells_from_regions else fr.cell_scores(query_hash, original_hash)
+        )
     if scores is not None or regions:  # footage with no counterpart has nothing to compare
         moment.images.append(
             fr.encode_jpeg(
                 f"moment-{k}-changes.jpg",
                 fr.heatmap(query_frame.rgb(), box, scores, regions),
-                _heat_alt(t, scores, regions),
+                _heat_alt(t, scores, regions, cells_from_regions),
             )
         )
     segment = moment.segment
@@ -363,6 +376,10 @@ def render_report(
     if segments:
         duration = max(duration, *(float(s["query_end"]) for s in segments))
 
+    # One comparer for verdict, outline and heat map: the fingerprint comparer's cell scores only
+    # when it gave the verdict (or no comparer is named); otherwise the verdict's own regions.
+    verdict_comparer = (result.get("comparer") or {}).get("name")
+    cells_from_regions = verdict_comparer not in (None, PdqGridComparer.name)
     moments = choose_moments(result, duration)
     shown = [query_frames.nearest(m.query_t) for m in moments]
     original_times = [m.original_t for m in moments if m.original_t is not None]
@@ -375,7 +392,9 @@ def render_report(
     frames_by_time = dict(zip(original_times, original_frames, strict=False))
     for k, (moment, query_frame) in enumerate(zip(moments, shown, strict=True), start=1):
         original_frame = frames_by_time.get(moment.original_t) if moment.original_t is not None else None
-        _render_moment(k, moment, query_frame, query, original_frame, original_fingerprint)
+        _render_moment(
+            k, moment, query_frame, query, original_frame, original_fingerprint, cells_from_regions
+        )
     moments = [m for m in moments if m.images]
 
     images: list[Image] = [img for m in moments for img in m.images]
@@ -433,6 +452,8 @@ def render_report(
         "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
         "legend": legend,
         "threshold": CELL_THRESHOLD,
+        "cells_from_regions": cells_from_regions,
+        "verdict_comparer": verdict_comparer,
         "anchor": _anchor_view(match.get("anchor") if match else None),
         "receipt_url": (match.get("receipt_url") or f"/v1/registrations/{registration_id}/receipt")
         if match

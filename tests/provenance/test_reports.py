@@ -23,6 +23,7 @@ from provenance.fingerprint import Fingerprint
 from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
+from provenance.reports.frames import region_scores as fr_region_scores
 from provenance.reports.render import _range_words, confidence_words, headline, segment_similarity
 from provenance.reports.timeline import TimelineGeometry
 from provenance.service import Service
@@ -186,6 +187,38 @@ def test_report_embeds_the_receipt(tampered: Tampered, tmp_path: Path) -> None:
         and ": earlier than this registration" in html
     )
     assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
+
+
+def test_heat_map_from_the_verdicts_comparer(tampered: Tampered, tmp_path: Path) -> None:
+    """A verdict from the learned comparer: the heat map tints only the cells of its regions, so
+    no cell outside the outline reads as changed (the PDQ grid's scores are not mixed in)."""
+    _, truth, original, result, seen = tampered
+    learned = {**result, "comparer": {"name": "triplet", "version": "test", "note": None}}
+    html = render_report(learned, *seen, BIKES, original, tmp_path / "report", LIMITS).read_text()
+    assert "The heat maps come from the comparer that gave the verdict (triplet)" in html
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    [(t0, t1)] = truth.ranges
+    for k, moment in enumerate(meta["moments"], start=1):
+        heat = _rgb(tmp_path / "report" / f"moment-{k}-changes.jpg").astype(int)
+        height, width = heat.shape[:2]
+        redness = heat[..., 0] - heat[..., 2]
+        if t0 <= moment["query_t"] <= t1:
+            x, y0, w, h = BOX
+            outside = np.ones(redness.shape, dtype=bool)
+            outside[
+                round(y0 * height) - 8 : round((y0 + h) * height) + 8,
+                round(x * width) - 8 : round((x + w) * width) + 8,
+            ] = False
+            inside = redness[
+                round(y0 * height) + 8 : round((y0 + h) * height) - 8,
+                round(x * width) + 8 : round((x + w) * width) - 8,
+            ]
+            assert inside.mean() > redness[outside].mean() + 60, (inside.mean(), redness[outside].mean())
+            assert redness[outside].mean() < 25, "nothing red outside the outline"
+        else:
+            assert redness.mean() < 25, "a clean segment's heat map shows no change"
+    assert fr_region_scores([[0.5, 0.0, 0.5, 0.25]])[:2, 4:].min() > 0
+    assert fr_region_scores([[0.5, 0.0, 0.5, 0.25]])[2:, :].max() == 0
 
 
 def test_report_without_original_media(tampered: Tampered, tmp_path: Path) -> None:
