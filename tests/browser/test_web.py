@@ -354,6 +354,15 @@ def test_browser_sign_in_upload_and_report(tmp_path: Path, capsys: pytest.Captur
                 assert page.eval_on_selector("img#timeline", "i => i.naturalWidth") > 0
                 text = page.locator("main").inner_text()
                 assert "anchored" in text and "provenance receipt verify" in text and "valid" in text
+                # Heat map, outline and verdict from one comparer, named under the legend.
+                comparer = json.loads(page.locator("pre.json code").last.text_content() or "")["comparer"][
+                    "name"
+                ]
+                assert f"comparer that gave the verdict ({comparer})" in text or comparer == "pdq-grid", (
+                    comparer
+                )
+                receipt_shown = page.locator("#receipt-json").text_content() or ""
+                assert json.loads(receipt_shown)["registration_id"] == registration_id, "receipt embedded"
                 full = shots / "report-desktop.png"
                 page.screenshot(path=str(full), full_page=True)
 
