@@ -168,6 +168,8 @@ def topology(
                 "PROVENANCE_DATABASE_URL": database_url,
                 "PROVENANCE_CHAIN_RPC": anvil.rpc_url,
                 "PROVENANCE_DEMO": "false",
+                # A local test chain anchored with anvil's dev key, on purpose.
+                "PROVENANCE_DEVELOPMENT": "true",
                 "PROVENANCE_ANCHOR_INTERVAL_S": "1",
                 "PROVENANCE_WORKER_HEARTBEAT_S": "1",
                 "PROVENANCE_WORKER_STALLED_S": "5",

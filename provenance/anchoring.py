@@ -70,7 +70,11 @@ class ChainRuntime:
         if rpc is None:
             chain_dir = s.data_dir / "chain"
             chain_dir.mkdir(parents=True, exist_ok=True)
-            self.anvil = AnvilProcess(chain_dir / "anvil-state.json", log_file=chain_dir / "anvil.log")
+            self.anvil = AnvilProcess(
+                chain_dir / "anvil-state.json",
+                log_file=chain_dir / "anvil.log",
+                port_file=chain_dir / "anvil.port",  # the same RPC URL after a restart
+            )
             self.anvil.start()
             rpc = self.anvil.rpc_url
         key = s.chain_private_key or DEV_ACCOUNTS[0].private_key

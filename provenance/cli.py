@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from provenance import fingerprint as fp
@@ -231,6 +232,12 @@ def serve(role: RoleOpt = None) -> None:
     key_file = settings.data_dir / "admin.key"
     out.print(f"[bold]provenance[/] listening on {base}  (API docs: {base}/docs)")
     out.print(f"database: {settings.resolved_database_url}")
+    chain = service.chain_status()
+    if chain.get("rpc_url"):
+        # Stable across restarts (remembered under the data directory): what `receipt verify --rpc` takes.
+        out.print(
+            f"chain RPC: {chain['rpc_url']}  (export PROVENANCE_CHAIN_RPC={chain['rpc_url']})", markup=False
+        )
     if service.new_admin_key:
         out.print(f"first start: admin API key written to {key_file} (mode 0600)")
     out.print("next, in another terminal:")
@@ -291,7 +298,13 @@ def client_create(
     """Make an API key (admin); it is printed once."""
     with one_line_errors():
         created = api(server, api_key).request("POST", "/v1/clients", json={"name": name, "scope": scope})
-    emit(created, as_json, lambda: out.print(created["api_key"], markup=False))
+
+    def text() -> None:
+        # The id on stderr, the key alone on stdout: `KEY=$(provenance client create ...)` still works.
+        err.print(f"client {created['id']} ({created['scope']}); its API key, shown once:", markup=False)
+        out.print(created["api_key"], markup=False)
+
+    emit(created, as_json, text)
 
 
 @client_app.command("rotate")
@@ -570,9 +583,13 @@ def register(
 
 
 def print_verification(result: dict[str, Any]) -> None:
+    from provenance.reports.frames import describe_box
+    from provenance.reports.render import confidence_words
+
     verdict = result.get("verdict", result.get("status"))
     colour = {"authentic": "green", "tampered": "red", "unknown": "yellow"}.get(str(verdict), "white")
-    out.print(f"[bold {colour}]{str(verdict).upper()}[/]  confidence {result.get('confidence', 0):.2f}")
+    label = "closest" if verdict == "unknown" else "confidence"
+    out.print(f"[bold {colour}]{str(verdict).upper()}[/]  {label}: {escape(confidence_words(result))}")
     match = result.get("match")
     if not match:
         out.print("no registered original matches this clip", markup=False)
@@ -582,16 +599,41 @@ def print_verification(result: dict[str, Any]) -> None:
         f"matches {match['registration_id']} (device {match['device_id']}, captured {match['captured_at']})",
         markup=False,
     )
-    out.print(
-        f"clip {q[0]:.2f}-{q[1]:.2f} s = original {o[0]:.2f}-{o[1]:.2f} s, "
-        f"similarity {match['similarity']:.2f}",
-        markup=False,
-    )
+    for other in match.get("also_registered", []):
+        out.print(
+            f"also registered by device {other['device_id']} ({other['registration_id']}, captured "
+            f"{other['captured_at']}), {other['order']}",
+            markup=False,
+        )
+    photo = q[1] - q[0] <= 0 and o[1] - o[0] <= 0
+    if match.get("exact_copy"):
+        similarity = "the same file, byte for byte"
+    else:
+        similarity = f"similarity {100 * match['similarity']:.0f} %"
+    if photo:
+        out.print(f"the picture matches the original's; {similarity}", markup=False)
+    else:
+        out.print(
+            f"clip {q[0]:.2f}-{q[1]:.2f} s = original {o[0]:.2f}-{o[1]:.2f} s, {similarity}", markup=False
+        )
+    segments = match.get("segments", [])
     for start, end in match.get("tampered_ranges", []):
-        out.print(f"  tampered: {start:.2f}-{end:.2f} s of the clip", markup=False)
+        regions = [
+            box
+            for s in segments
+            if s.get("tampered") and s["query_start"] < end + 1e-6 and s["query_end"] > start - 1e-6
+            for box in s.get("regions", [])
+        ]
+        when = "the picture" if photo else f"{start:.2f}-{end:.2f} s of the clip"
+        where = "; ".join(dict.fromkeys(describe_box(*(float(v) for v in box)) for box in regions))
+        out.print(f"  tampered: {when}" + (f", at {where}" if where else ""), markup=False)
+    anchor = match.get("anchor", {}).get("status")
+    anchor_words = {
+        "anchored": "anchored on chain",
+        "pending": "not yet anchored on chain",
+    }.get(str(anchor), f"anchoring {anchor}")
     out.print(
-        f"device signature {'valid' if match.get('signature_valid') else 'INVALID'}; "
-        f"anchor {match.get('anchor', {}).get('status')}",
+        f"device signature {'valid' if match.get('signature_valid') else 'INVALID'}; original {anchor_words}",
         markup=False,
     )
 
@@ -639,20 +681,63 @@ def save_report(client: Api, verification_id: str, out_file: Path, attempts: int
     err.print(f"report written to {out_file}", markup=False, highlight=False)
 
 
+@receipt_app.command("get")
+def receipt_get(
+    registration_id: Annotated[str, typer.Argument(metavar="REGISTRATION_ID")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the receipt to FILE")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Fetch a registration's receipt (JSON): to stdout, or to FILE with --out."""
+    with one_line_errors():
+        receipt = api(server, api_key).request("GET", f"/v1/registrations/{registration_id}/receipt")
+        text = json.dumps(receipt, indent=2, sort_keys=True) + "\n"
+        if out_file is None:
+            sys.stdout.write(text)
+            return
+        out_file.write_text(text, encoding="utf-8")
+    status = receipt.get("anchor", {}).get("status")
+    err.print(
+        f"receipt for {registration_id} written to {out_file} ({status}); "
+        f"check it with: provenance receipt verify {out_file}",
+        markup=False,
+        highlight=False,
+    )
+
+
 @receipt_app.command("verify")
 def receipt_verify(
     receipt_file: Annotated[Path, typer.Argument(metavar="RECEIPT.json")],
-    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain named in the receipt")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc",
+            help="JSON-RPC URL of the chain named in the receipt "
+            "(default: PROVENANCE_CHAIN_RPC, then the receipt's rpc_hint)",
+        ),
+    ] = None,
+    media: Annotated[
+        Path | None, typer.Option("--media", help="also check that FILE is the one the device signed")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a receipt: signature, log leaf, inclusion proof, anchor on chain. Calls no endpoint of ours."""
-    from provenance.receipts import verify_receipt
+    from provenance.receipts import Check, media_check, rpc_for, verify_receipt
 
     try:
         receipt = json.loads(receipt_file.read_text())
     except (OSError, ValueError) as exc:
         fail(f"receipt_format: cannot read {receipt_file}: {exc}", 2)
-    checks = verify_receipt(receipt, rpc)
+    rpc_url = rpc_for(receipt, rpc)
+    if rpc_url is None:
+        fail("chain_rpc_missing: give --rpc URL or set PROVENANCE_CHAIN_RPC (the receipt has no rpc_hint)", 2)
+    checks: list[Check] = []
+    if media is not None:
+        try:
+            checks.append(media_check(receipt, sha256_file(media)))
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {media}", 2)
+    checks += verify_receipt(receipt, rpc_url)
     failed = next((c for c in checks if not c.ok), None)
     if as_json:
         emit(

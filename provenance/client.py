@@ -34,9 +34,20 @@ def resolve_api_key(explicit: str | None) -> str | None:
     return None
 
 
+def missing_key_hint() -> str:
+    """Where a key was looked for, for the refusal of a request sent without one."""
+    key_file = (get_settings().data_dir / "admin.key").resolve()
+    return (
+        "no API key was found: give --api-key, or set PROVENANCE_API_KEY or PROVENANCE_API_KEY_FILE; "
+        f"the admin key that a local first start writes is expected at {key_file} (run from the "
+        "directory that holds the server's data directory, or set PROVENANCE_DATA_DIR)"
+    )
+
+
 class Api:
     def __init__(self, server: str, api_key: str | None, timeout: float = 300.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.without_key = not api_key
         self.server = server.rstrip("/")
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
 
@@ -51,7 +62,10 @@ class Api:
         if response.status_code >= 400:
             try:
                 body = response.json()
-                raise ClientError(f"{body.get('code', response.status_code)}: {body.get('detail', '')}")
+                message = f"{body.get('code', response.status_code)}: {body.get('detail', '')}"
+                if response.status_code == 401 and self.without_key:
+                    message += f"; {missing_key_hint()}"
+                raise ClientError(message)
             except ValueError:
                 raise ClientError(f"HTTP {response.status_code}: {response.text[:200]}") from None
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,20 @@ def _chain_checks(receipt: dict[str, Any], rpc_url: str) -> list[Check]:
     )
     checks.append(Check("transaction", tx_ok, "the transaction did not anchor this root in the named block"))
     return checks
+
+
+def rpc_for(receipt: dict[str, Any], explicit: str | None) -> str | None:
+    """The chain RPC to check against: `--rpc`, then PROVENANCE_CHAIN_RPC, then the receipt's hint."""
+    anchor = receipt.get("anchor") if isinstance(receipt, dict) else None
+    hint = anchor.get("rpc_hint") if isinstance(anchor, dict) else None
+    return explicit or os.environ.get("PROVENANCE_CHAIN_RPC") or (hint if isinstance(hint, str) else None)
+
+
+def media_check(receipt: dict[str, Any], media_sha256: str) -> Check:
+    """Whether a file is the one the device signed: its SHA-256 against the manifest's `content_sha256`."""
+    manifest = receipt.get("manifest")
+    signed = manifest.get("content_sha256") if isinstance(manifest, dict) else None
+    return Check("media_sha256", signed == media_sha256, "the file's SHA-256 is not the signed manifest's")
 
 
 def verify_receipt(receipt: dict[str, Any], rpc_url: str) -> list[Check]:

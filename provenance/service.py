@@ -167,6 +167,27 @@ def _warm_imports() -> None:
         import detector.comparer  # noqa: F401
 
 
+# The database password compose falls back to when POSTGRES_PASSWORD is not set.
+DEVELOPMENT_DATABASE_PASSWORD = "provenance"
+
+
+def development_secrets(settings: Settings) -> list[str]:
+    """The well-known development secrets these settings would run on (empty: none)."""
+    from sqlalchemy.engine import make_url
+
+    from provenance.chain.anvil import DEV_ACCOUNTS
+
+    weak = []
+    if settings.chain_mode != "off":
+        key = (settings.chain_private_key or DEV_ACCOUNTS[0].private_key).lower().removeprefix("0x")
+        if key in {a.private_key.lower().removeprefix("0x") for a in DEV_ACCOUNTS}:
+            weak.append("the chain's well-known development key")
+    url = settings.resolved_database_url
+    if url.startswith("postgresql") and make_url(url).password == DEVELOPMENT_DATABASE_PASSWORD:
+        weak.append(f"the development database password {DEVELOPMENT_DATABASE_PASSWORD!r}")
+    return weak
+
+
 def open_service(settings: Settings) -> Service:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Key files readable by others are refused before anything starts (InsecureSecret, a ValueError).
@@ -177,6 +198,14 @@ def open_service(settings: Settings) -> Service:
             raise ValueError(f"--role {settings.role} needs PROVENANCE_DATABASE_URL to name PostgreSQL")
         if settings.chain_rpc is None and settings.chain_mode != "off":
             raise ValueError(f"--role {settings.role} needs PROVENANCE_CHAIN_RPC (it starts no chain)")
+        weak = development_secrets(settings)
+        if weak and not settings.development:
+            raise ValueError(
+                f"--role {settings.role} refuses to start on {' and '.join(weak)}: set "
+                "PROVENANCE_CHAIN_PRIVATE_KEY_FILE (or PROVENANCE_CHAIN_PRIVATE_KEY) and the database "
+                "password (POSTGRES_PASSWORD in compose, or PROVENANCE_DATABASE_URL_FILE), or state "
+                "development mode with PROVENANCE_DEVELOPMENT=true"
+            )
 
     # Several processes may start at once on one database: one migrates and makes the admin key.
     def first_start() -> str | None:

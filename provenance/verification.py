@@ -214,6 +214,13 @@ class Examined:
 
 def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> dict[str, Any]:
     """The matched registration's checks: device, capture time, signature, anchoring."""
+    return evidence_and_receipt(session, registration_id, cache)[0]
+
+
+def evidence_and_receipt(
+    session: Session, registration_id: str, cache: log.TreeCache
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`evidence`, and the receipt it was read from (embedded in the report)."""
     registration = session.get(Registration, registration_id)
     assert registration is not None
     device = session.get(Device, registration.device_id)
@@ -246,7 +253,71 @@ def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> di
         "signature_valid": signature_valid,
         "anchor": anchor,
         "receipt_url": f"/v1/registrations/{registration_id}/receipt",
+    }, receipt
+
+
+def note_exact_copy(session: Session, outcome: dict[str, Any], media_sha256: str) -> None:
+    """A clip whose bytes are the matched original's file is that file: say so, whatever the comparer saw.
+
+    SHA-256 equality leaves no doubt, so the verdict is `authentic` with confidence 1, similarity 1,
+    nothing tampered, and an `exact_copy` finding first; `match.exact_copy` says it too.
+    """
+    match = outcome.get("match")
+    if not match:
+        return
+    registration = session.get(Registration, match["registration_id"])
+    exact = registration is not None and registration.content_sha256 == media_sha256
+    match["exact_copy"] = exact
+    if not exact:
+        return
+    outcome["verdict"] = "authentic"
+    outcome["confidence"] = 1.0
+    match["similarity"] = 1.0
+    match["tampered_ranges"] = []
+    match["segments"] = [{**s, "tampered": False, "regions": []} for s in match.get("segments", [])]
+    finding = {
+        "kind": "exact_copy",
+        "track": "video",
+        "query_range": match["query_range"],
+        "original_range": match["original_range"],
+        "regions": [],
+        "detail": f"the file is byte for byte the registered original (SHA-256 {media_sha256})",
     }
+    notes = [f for f in outcome.get("findings", []) if f.get("kind") in AUTHENTIC_NOTES]
+    outcome["findings"] = [finding, *notes]
+
+
+def note_other_registrants(session: Session, outcome: dict[str, Any]) -> None:
+    """`match.also_registered`: the same content (SHA-256) registered from other devices, each
+    `earlier` or `later` than the matched registration's capture; the first registrant is evidence
+    of priority."""
+    match = outcome.get("match")
+    if not match:
+        return
+    registration = session.get(Registration, match["registration_id"])
+    if registration is None:
+        return
+    others = session.exec(
+        select(Registration)
+        .where(
+            Registration.content_sha256 == registration.content_sha256,
+            Registration.device_id != registration.device_id,
+        )
+        .order_by(col(Registration.captured_at))
+    ).all()
+    match["also_registered"] = [
+        {
+            "registration_id": other.id,
+            "device_id": other.device_id,
+            "captured_at": iso(other.captured_at),
+            "order": "earlier" if other.captured_at < registration.captured_at else "later",
+        }
+        for other in others
+    ]
+
+
+# Finding kinds that are notes on an authentic clip (docs/verification.md, Findings).
+AUTHENTIC_NOTES = {"reframed", "mirrored", "overlay", "audio_offset", "audio_missing"}
 
 
 class Verifier:
@@ -367,11 +438,16 @@ class Verifier:
         try:
             examined = self.matcher.examine(path, self.settings)
             outcome = examined.outcome
+            receipt: dict[str, Any] | None = None
             if outcome.get("match"):
+                media_sha256 = self.get(verification_id).media_sha256
                 with Session(self.engine) as session:
-                    outcome["match"].update(
-                        evidence(session, outcome["match"]["registration_id"], self.cache)
+                    found, receipt = evidence_and_receipt(
+                        session, outcome["match"]["registration_id"], self.cache
                     )
+                    outcome["match"].update(found)
+                    note_exact_copy(session, outcome, media_sha256)
+                    note_other_registrants(session, outcome)
             credentials = self.read_credentials(path) if self.read_credentials else None
             result = {
                 "schema": RESULT_SCHEMA,
@@ -382,7 +458,13 @@ class Verifier:
             }
             self._set(verification_id, status="done", result=json.dumps(result), finished_at=utcnow())
             write_verification_report(
-                self.settings, self.engine, verification_id, result, examined.query, examined.stills
+                self.settings,
+                self.engine,
+                verification_id,
+                result,
+                examined.query,
+                examined.stills,
+                receipt=receipt,
             )
         except DomainError as exc:
             self._fail(verification_id, exc.code, exc.detail)

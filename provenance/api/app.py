@@ -11,7 +11,17 @@ from starlette.concurrency import run_in_threadpool
 from provenance import __version__
 from provenance.api import nul, problems
 from provenance.api.limits import MEDIA_PATHS, BodyBounds, RequestGate
-from provenance.api.routes import admin, c2pa, evaluations, health, ledger, registrations, verifications, web
+from provenance.api.routes import (
+    admin,
+    c2pa,
+    docs,
+    evaluations,
+    health,
+    ledger,
+    registrations,
+    verifications,
+    web,
+)
 from provenance.ratelimit import RateLimiter
 from provenance.service import Service
 
@@ -39,6 +49,9 @@ def create_app(service: Service) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=problems.PROBLEM_RESPONSES,
+        # Our own /docs (routes/docs.py) serves Swagger UI's assets locally; no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service  # read through `deps.service_of`, typed
     app.state.rate_limiter = RateLimiter(settings, engine)
@@ -62,6 +75,7 @@ def create_app(service: Service) -> FastAPI:
 
     app.add_middleware(RequestGate, bounds=bounds, check_key=check_key)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(admin.router)
     app.include_router(registrations.router)
     app.include_router(ledger.router)

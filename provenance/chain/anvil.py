@@ -297,8 +297,12 @@ class AnvilProcess:
         quiet: bool = True,
         extra_args: Sequence[str] = (),
         die_with_parent: bool = True,
+        port_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state_file = Path(state_file) if state_file is not None else None
+        # Without a fixed `port`: the port of the last start is remembered here and asked for again,
+        # so the RPC URL stays the same across restarts (another free port if it is taken).
+        self.port_file = Path(port_file) if port_file is not None else None
         self.binary = Path(binary) if binary is not None else DEFAULT_ANVIL_BINARY
         self.host = host
         self.requested_port = port
@@ -492,13 +496,27 @@ class AnvilProcess:
         if fd is not None:
             os.close(fd)  # the node has exited (or never started): the lock is free now
 
+    def _remembered_port(self) -> int | None:
+        if self.port_file is None:
+            return None
+        try:
+            port = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return port if 0 < port < 65536 else None
+
     def _start_with_port_retries(self) -> str | None:
+        remembered = self._remembered_port() if self.requested_port is None else None
         attempts = 1 if self.requested_port is not None else 3  # a picked free port can be taken
         error: str | None = None
-        for _ in range(attempts):
-            error = self._start_once(self.requested_port or _free_port(self.host))
+        for attempt in range(attempts):
+            port = self.requested_port or (remembered if attempt == 0 and remembered else None)
+            error = self._start_once(port or _free_port(self.host))
             if error is None or "address already in use" not in error.lower():
                 break
+        if error is None and self.port_file is not None and self._port is not None:
+            with contextlib.suppress(OSError):
+                self.port_file.write_text(f"{self._port}\n")
         return error
 
     def _restore_backup(self, error: str) -> bool:

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # every key file the service reads must not be readable by group or others.
     chain_private_key_file: Path | None = None
     database_url_file: Path | None = None
+    # The api and worker roles refuse the well-known development secrets (anvil's first dev account
+    # as the anchoring key, the database password `provenance`) unless this says so explicitly.
+    development: bool = False
     # Seed a demo device, the sample clips and two copies to verify on a first start with an empty database.
     demo: bool = True
     limits: DecodeLimits = Field(default_factory=DecodeLimits)

@@ -69,6 +69,7 @@ def write_report(
     original_registration: Registration | None,
     *,
     filename: str | None = None,
+    receipt: dict[str, Any] | None = None,
 ) -> Path:
     """Render the report into `DATA_DIR/reports/{id}/` and return its HTML's path.
 
@@ -93,6 +94,7 @@ def write_report(
             scratch,
             settings.limits,
             filename=filename,
+            receipt=receipt,
         )
         stale = final.with_name(f".{verification_id}.{secrets.token_hex(4)}.old")
         if final.exists():
@@ -111,9 +113,11 @@ def write_verification_report(
     result: dict[str, Any],
     query: Fingerprint,
     query_frames: FrameStore,
+    receipt: dict[str, Any] | None = None,
 ) -> Path | None:
     """The verifier's hook: write the report of a stored result from what the verification decoded
-    (its fingerprint and stills); log failures, never raise them."""
+    (its fingerprint and stills), with the matched original's `receipt` embedded; log failures,
+    never raise them."""
     try:
         with Session(engine) as session:
             verification = session.get(Verification, verification_id)
@@ -121,7 +125,14 @@ def write_verification_report(
             registration = session.get(Registration, match["registration_id"]) if match else None
         filename = verification.filename if verification is not None else None
         return write_report(
-            settings, verification_id, result, query, query_frames, registration, filename=filename
+            settings,
+            verification_id,
+            result,
+            query,
+            query_frames,
+            registration,
+            filename=filename,
+            receipt=receipt,
         )
     except Exception as exc:
         logger.exception("the report of verification %s could not be written", verification_id)

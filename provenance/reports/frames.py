@@ -137,6 +137,21 @@ def cell_scores(query: FrameHash, original: FrameHash) -> np.ndarray:
     return np.asarray(PdqGridComparer().cell_scores([query], [original]), dtype=np.float32)
 
 
+def region_scores(regions: Sequence[Sequence[float]], cells: int = 8) -> np.ndarray:
+    """(cells, cells) scores drawn from the verdict's own regions: a cell a region covers (more than
+    half) reads "clearly changed" (`HEAT_FULL_SCALE`), every other cell "same". The heat map of a
+    comparer that gives regions but no per-cell score, so that map, outline and verdict agree."""
+    scores = np.zeros((cells, cells), dtype=np.float32)
+    for x, y, w, h in regions:
+        for row in range(cells):
+            for col in range(cells):
+                across = max(0.0, min(x + w, (col + 1) / cells) - max(x, col / cells))
+                down = max(0.0, min(y + h, (row + 1) / cells) - max(y, row / cells))
+                if across * down * cells * cells > 0.5:
+                    scores[row, col] = HEAT_FULL_SCALE
+    return scores
+
+
 def fit(rgb: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     """Downscale (never upscale) so the longer side is at most `max_side`."""
     height, width = rgb.shape[:2]

@@ -33,7 +33,7 @@ from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.media import SampledFrame
 from provenance.reports.frames import Image
 from provenance.reports.timeline import seconds, span, timeline_alt, timeline_png
-from provenance.verify.compare import CELL_THRESHOLD
+from provenance.verify.compare import CELL_THRESHOLD, PdqGridComparer
 
 logger = logging.getLogger(__name__)
 
@@ -136,23 +136,45 @@ def choose_moments(result: dict[str, Any], duration: float) -> list[Moment]:
 
 
 def _segment_words(segment: dict[str, Any]) -> str:
-    """What is wrong with a tampered segment, in words."""
+    """What is wrong with a tampered segment, as a noun phrase ("2 changed regions of the picture")."""
     if segment.get("original_start") is None:
         other = segment.get("other_registration_id")
-        shows = f"; it shows another registered original, {other}" if other else ""
-        return f"has no counterpart in the original (inserted or replaced footage{shows})"
+        shows = f", showing another registered original, {other}" if other else ""
+        return f"footage with no counterpart in the original (inserted or replaced{shows})"
     if segment.get("regions"):
         count = len(segment["regions"])
-        return f"has {count} changed region{'s' if count > 1 else ''} of the picture"
-    return "jumps within the original here (frames cut or reordered)"
+        return f"{count} changed region{'s' if count > 1 else ''} of the picture"
+    return "a jump within the original (frames cut or reordered)"
+
+
+def _and(parts: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _range_words(result: dict[str, Any]) -> list[str]:
+    """One sentence per tampered range: "0.0–1.0 s of the clip: 2 changed regions of the picture"."""
     segments = _segments(result.get("match"))
     lines = []
     for start, end in _tampered_ranges(result):
-        kinds = sorted({_segment_words(s) for s in segments if s["tampered"] and start <= _mid(s) <= end})
-        lines.append(f"{span(start, end)} of the clip " + ("; ".join(kinds) or "differs from the original"))
+        touched = [s for s in segments if s["tampered"] and start <= _mid(s) <= end]
+        kinds: list[str] = []
+        # The most regions one segment flags: neighbouring segments usually flag the same spot.
+        regions = max(
+            (len(s.get("regions") or []) for s in touched if s.get("original_start") is not None), default=0
+        )
+        if regions:
+            kinds.append(f"{regions} changed region{'s' if regions > 1 else ''} of the picture")
+        for s in touched:
+            if s.get("regions") and s.get("original_start") is not None:
+                continue
+            words = _segment_words(s)
+            if words not in kinds:
+                kinds.append(words)
+        lines.append(
+            f"{span(start, end)} of the clip differs from the original"
+            + (f": {_and(kinds)}" if kinds else "")
+        )
     return lines
 
 
@@ -162,16 +184,58 @@ def headline(result: dict[str, Any]) -> str:
     verdict = result.get("verdict")
     if verdict == "tampered" and match:
         return f"This clip is a tampered copy of the original registered as {match['registration_id']}."
+    if verdict == "authentic" and match and match.get("exact_copy"):
+        return (
+            f"This file is an exact copy of the original registered as {match['registration_id']}: "
+            "its bytes are identical."
+        )
     if verdict == "authentic" and match:
         return f"This clip is authentic: it matches the original registered as {match['registration_id']}."
     return "No registered original matches this clip."
 
 
-def _heat_alt(t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]]) -> str:
+def confidence_words(result: dict[str, Any]) -> str:
+    """The confidence as people read it: never "100 %" short of identical bytes, and for `unknown`
+    how close the nearest registered original came instead of a bare percentage."""
+    value = float(result.get("confidence", 0.0))
+    match = result.get("match") or {}
+    if match.get("exact_copy"):
+        return "certain (identical SHA-256)"
+    if result.get("verdict") == "unknown":
+        nearest = result.get("nearest") or {}
+        usable = int(nearest.get("usable_frames") or 0)
+        matched = int(nearest.get("matched_frames") or 0)
+        if not usable:
+            return "no usable frames to compare (blank or flat picture)"
+        if not matched:
+            return f"no registered original shares any of the clip's {usable} usable frames"
+        return f"the nearest registered original matched only {matched} of the clip's {usable} usable frames"
+    percent = 100 * value
+    return ">99 %" if percent >= 99.5 else f"{percent:.0f} %"
+
+
+def segment_similarity(segment: dict[str, Any]) -> str:
+    """A segment's similarity in words a reader can use: the comparer's distance is capped at 1, so a
+    distance of 1 means "beyond the comparer's range", not a measured 0."""
+    if segment.get("original_start") is None:
+        return "no counterpart"
+    distance = float(segment.get("distance", 0.0))
+    if distance >= 1.0:
+        return "unlike (off the scale)"
+    return f"{100 * (1 - distance):.0f} %"
+
+
+def _heat_alt(
+    t: float, scores: np.ndarray | None, regions: Sequence[Sequence[float]], from_regions: bool = False
+) -> str:
     if scores is None:
         return f"Clip frame at {seconds(t)} with no comparison: the original's frame is not available."
     worst = float(scores.max())
-    tail = f"strongest cell score {worst:.0f} (threshold {CELL_THRESHOLD:.0f})."
+    tail = (
+        "tinted: the cells the comparer that gave the verdict flags."
+        if from_regions
+        else f"strongest cell score {worst:.0f} (threshold {CELL_THRESHOLD:.0f})."
+    )
     if not regions:
         return f"Heat map of changes at {seconds(t)} of the clip: no region is flagged; {tail}"
     where = "; ".join(fr.describe_box(*(float(v) for v in box)) for box in regions)
@@ -185,8 +249,13 @@ def _render_moment(
     query_fingerprint: Fingerprint,
     original_frame: SampledFrame | None,
     original_fingerprint: Fingerprint | None,
+    cells_from_regions: bool = False,
 ) -> None:
-    """Fill `moment.images` (original, clip, changes) and its caption."""
+    """Fill `moment.images` (original, clip, changes) and its caption.
+
+    `cells_from_regions`: the verdict came from a comparer with no per-cell scores of its own (the
+    learned one), so the heat map tints the cells of the verdict's regions instead of showing the
+    fingerprint comparer's scores, which could disagree with the verdict and the outline."""
     if query_frame is None:
         return
     t = query_frame.t  # the frame shown, which may sit a little off the moment asked for
@@ -233,20 +302,27 @@ def _render_moment(
     scores = None
     query_hash = fr.nearest_frame(query_fingerprint, t)  # the very frame kept: both sample alike
     if original_hash is not None and query_hash is not None:
-        scores = fr.cell_scores(query_hash, original_hash)
+        scores = (
+            fr.region_scores(regions) if cells_from_regions else fr.cell_scores(query_hash, original_hash)
+        )
     if scores is not None or regions:  # footage with no counterpart has nothing to compare
         moment.images.append(
             fr.encode_jpeg(
                 f"moment-{k}-changes.jpg",
                 fr.heatmap(query_frame.rgb(), box, scores, regions),
-                _heat_alt(t, scores, regions),
+                _heat_alt(t, scores, regions, cells_from_regions),
             )
         )
     segment = moment.segment
     where = f"{span(segment['query_start'], segment['query_end'])} of the clip"
-    state = _segment_words(segment) if segment["tampered"] else "matches the original"
+    state = f"shows {_segment_words(segment)}" if segment["tampered"] else "matches the original"
     at_original = f", {seconds(o_t)} of the original" if o_t is not None else ""
     moment.caption = f"At {seconds(t)} of the clip{at_original}. The segment {where} {state}."
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def _data_uri(image: Image) -> str:
@@ -283,6 +359,7 @@ def render_report(
     *,
     filename: str | None = None,
     generated_at: datetime | None = None,
+    receipt: dict[str, Any] | None = None,
 ) -> Path:
     """Write `out_dir/index.html` (self-contained) and its images; returns the HTML's path.
 
@@ -299,6 +376,10 @@ def render_report(
     if segments:
         duration = max(duration, *(float(s["query_end"]) for s in segments))
 
+    # One comparer for verdict, outline and heat map: the fingerprint comparer's cell scores only
+    # when it gave the verdict (or no comparer is named); otherwise the verdict's own regions.
+    verdict_comparer = (result.get("comparer") or {}).get("name")
+    cells_from_regions = verdict_comparer not in (None, PdqGridComparer.name)
     moments = choose_moments(result, duration)
     shown = [query_frames.nearest(m.query_t) for m in moments]
     original_times = [m.original_t for m in moments if m.original_t is not None]
@@ -311,11 +392,14 @@ def render_report(
     frames_by_time = dict(zip(original_times, original_frames, strict=False))
     for k, (moment, query_frame) in enumerate(zip(moments, shown, strict=True), start=1):
         original_frame = frames_by_time.get(moment.original_t) if moment.original_t is not None else None
-        _render_moment(k, moment, query_frame, query, original_frame, original_fingerprint)
+        _render_moment(
+            k, moment, query_frame, query, original_frame, original_fingerprint, cells_from_regions
+        )
     moments = [m for m in moments if m.images]
 
     images: list[Image] = [img for m in moments for img in m.images]
     timeline: Image | None = None
+    timeline_phone: Image | None = None
     geometry = None
     if segments and duration > 0:  # a photo has no timeline
         png, geometry = timeline_png(segments, ranges, duration)
@@ -328,6 +412,12 @@ def render_report(
             timeline_alt(segments, ranges, duration),
         )
         images.append(timeline)
+        phone_png, _ = timeline_png(segments, ranges, duration, phone=True)
+        phone_size = png_size(phone_png)
+        timeline_phone = Image(
+            "timeline-phone.png", "image/png", phone_png, phone_size[0], phone_size[1], timeline.alt
+        )
+        images.append(timeline_phone)
     legend: Image | None = None
     if any(len(m.images) > 1 for m in moments):
         legend = fr.encode_png(
@@ -346,7 +436,8 @@ def render_report(
         "verification_id": result.get("id", ""),
         "verdict": result.get("verdict", "unknown"),
         "headline": headline(result),
-        "confidence": round(100 * float(result.get("confidence", 0.0))),
+        "confidence": confidence_words(result),
+        "segment_similarity": segment_similarity,
         "range_lines": _range_words(result),
         "match": match,
         "segments": segments,
@@ -357,15 +448,26 @@ def render_report(
         "moments": moments,
         "coarse_original": any(i.name.endswith("-original.png") for m in moments for i in m.images),
         "timeline": timeline,
+        "timeline_phone": timeline_phone,
         "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
         "legend": legend,
         "threshold": CELL_THRESHOLD,
+        "cells_from_regions": cells_from_regions,
+        "verdict_comparer": verdict_comparer,
         "anchor": _anchor_view(match.get("anchor") if match else None),
         "receipt_url": (match.get("receipt_url") or f"/v1/registrations/{registration_id}/receipt")
         if match
         else None,
         "receipt_file": receipt_file,
         "receipt_command": RECEIPT_COMMAND.format(file=receipt_file),
+        # The receipt itself, so the saved report carries its proof (a download needs no API key).
+        "receipt_json": json.dumps(receipt, indent=2, sort_keys=True) if receipt else None,
+        "receipt_data_uri": (
+            "data:application/json;base64,"
+            + base64.b64encode(json.dumps(receipt, indent=2, sort_keys=True).encode()).decode()
+            if receipt
+            else None
+        ),
         "c2pa": result.get("c2pa"),
         "result_json": json.dumps(result, indent=2, sort_keys=True),
         "css": Markup(css),

@@ -23,6 +23,10 @@ OK_COLOUR = "#2b6cb0"
 TAMPERED_COLOUR = "#b2182b"
 THRESHOLD = 0.5  # similarity below which a segment is tampered (distance above 0.5)
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 2.8, 100
+# The phone layout's plot: drawn 360 px wide, shown at about its own size on a 390 px screen, so its
+# text stays at least 12 px (10 pt at 100 dpi is 13.9 px); the desktop plot shrunk there would be ~5 px.
+PHONE_WIDTH_IN, PHONE_HEIGHT_IN, PHONE_FONT_PT = 3.6, 3.4, 10.0
+DESKTOP_FONT_PT = 10.0
 Y_TOP = 1.08
 
 
@@ -55,14 +59,22 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 
 
 def timeline_png(
-    segments: Sequence[dict[str, Any]], tampered_ranges: Sequence[Sequence[float]], duration: float
+    segments: Sequence[dict[str, Any]],
+    tampered_ranges: Sequence[Sequence[float]],
+    duration: float,
+    *,
+    phone: bool = False,
 ) -> tuple[bytes, TimelineGeometry]:
-    """Bars of similarity (1 - distance) per segment over clip time; tampered ranges shaded."""
+    """Bars of similarity (1 - distance) per segment over clip time; tampered ranges shaded.
+
+    `phone`: the narrow version for small screens, legend stacked above the plot, text >= 12 px."""
     end = max([duration, *(float(s["query_end"]) for s in segments)], default=1.0)
     end = end if end > 0 else 1.0
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, facecolor="white")
+    font = PHONE_FONT_PT if phone else DESKTOP_FONT_PT
+    size = (PHONE_WIDTH_IN, PHONE_HEIGHT_IN) if phone else (WIDTH_IN, HEIGHT_IN)
+    fig = Figure(figsize=size, dpi=DPI, facecolor="white")
     canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.08, 0.2, 0.9, 0.66))
+    ax = fig.add_axes((0.17, 0.17, 0.79, 0.5) if phone else (0.08, 0.2, 0.9, 0.66))
     ranges = [(float(a), float(b)) for a, b in tampered_ranges]
     for start, stop in ranges:
         ax.axvspan(start, stop, color=_hex(SHADE_RGB), zorder=0, linewidth=0)
@@ -85,8 +97,9 @@ def timeline_png(
     ax.set_xlim(0.0, end)
     ax.set_ylim(0.0, Y_TOP)
     ax.set_yticks([0.0, 0.5, 1.0])
-    ax.set_xlabel("time in the clip (seconds)")
-    ax.set_ylabel("similarity")
+    ax.tick_params(labelsize=font)
+    ax.set_xlabel("time in the clip (seconds)", fontsize=font)
+    ax.set_ylabel("similarity", fontsize=font)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = [
@@ -94,7 +107,7 @@ def timeline_png(
         Patch(facecolor=TAMPERED_COLOUR, hatch="///", edgecolor="white", label="differs"),
         Patch(facecolor=_hex(SHADE_RGB), label="tampered range"),
     ]
-    fig.legend(handles=handles, loc="upper center", ncols=3, frameon=False, fontsize=9)
+    fig.legend(handles=handles, loc="upper center", ncols=1 if phone else 3, frameon=False, fontsize=font)
     canvas.draw()
     width, height = (int(v) for v in canvas.get_width_height())
     box = ax.get_window_extent()

@@ -146,14 +146,19 @@ class Outcome:
     # The comparer the segments went through (None when nothing was compared).
     comparer: Chosen | None = None
     findings: list[Finding] = field(default_factory=list)
+    # For `unknown`: how many of the clip's usable frames the nearest candidate matched.
+    nearest: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "verdict": self.verdict,
             "confidence": _r(self.confidence),
             "match": None if self.match is None else self.match.to_json(),
             "findings": [f.to_json() for f in self.findings],
         }
+        if self.verdict == "unknown":
+            out["nearest"] = self.nearest
+        return out
 
 
 def _r(value: float) -> float:
@@ -186,7 +191,8 @@ def verify_fingerprint(
             best = (candidate.registration_id, original, alignment)
     if best is None or best[2].matched_frames < min(MIN_MATCHED_FRAMES, good):
         weak = best is not None
-        return Outcome("unknown", _unknown_confidence(good, weak))
+        nearest = {"matched_frames": best[2].matched_frames if best else 0, "usable_frames": good}
+        return Outcome("unknown", _unknown_confidence(good, weak), nearest=nearest)
     registration_id, original, alignment = best
     if isinstance(comparer, Comparer):
         chosen = Chosen(comparer)

@@ -130,6 +130,8 @@ def test_upload_form_without_javascript(http: TestClient, admin_headers: dict[st
     assert response.status_code == 303
     report = http.get(response.headers["location"], headers={"Accept": "text/html"})
     assert report.status_code == 200 and "No registered original matches this clip." in report.text
+    listed = http.get("/ui/").text
+    assert "no match" in listed and "100 %" not in listed, "an unknown verdict is not 'UNKNOWN 100 %'"
     bad = http.post(
         "/ui/verifications", files={"media": ("x.mp4", b"not a video" * 50, "video/mp4")}, headers=ORIGIN
     )
@@ -179,7 +181,10 @@ def test_report_page_while_running_and_after_failure(
     drawing = http.get("/v1/verifications/ver_drawing/report", headers=html)
     assert "Preparing the report" in drawing.text and 'data-reload="2000"' in drawing.text
     undrawn = http.get("/v1/verifications/ver_undrawn/report", headers=html)
-    assert "Report unavailable" in undrawn.text and "Verdict: unknown, confidence 90 %." in undrawn.text
+    assert (
+        "Report unavailable" in undrawn.text
+        and "Verdict: unknown (no registered original matches this clip)." in undrawn.text
+    )
     codes = {
         vid: http.get(f"/v1/verifications/{vid}/report", headers=newsroom)
         for vid in ("ver_running", "ver_failed", "ver_drawing", "ver_undrawn")
@@ -309,6 +314,15 @@ def test_browser_sign_in_upload_and_report(tmp_path: Path, capsys: pytest.Captur
                 assert page.eval_on_selector("img#timeline", "i => i.naturalWidth") > 0
                 text = page.locator("main").inner_text()
                 assert "anchored" in text and "provenance receipt verify" in text and "valid" in text
+                # Heat map, outline and verdict from one comparer, named under the legend.
+                comparer = json.loads(page.locator("pre.json code").last.text_content() or "")["comparer"][
+                    "name"
+                ]
+                assert f"comparer that gave the verdict ({comparer})" in text or comparer == "pdq-grid", (
+                    comparer
+                )
+                receipt_shown = page.locator("#receipt-json").text_content() or ""
+                assert json.loads(receipt_shown)["registration_id"] == registration_id, "receipt embedded"
                 full = shots / "report-desktop.png"
                 page.screenshot(path=str(full), full_page=True)
 

@@ -161,6 +161,7 @@ def test_a_role_started_without_a_database_waits_its_bound_then_exits_with_one_l
             "PROVENANCE_CHAIN_RPC": f"http://127.0.0.1:{free_port()}",
             "PROVENANCE_PORT": str(free_port()),
             "PROVENANCE_DATABASE_WAIT_S": "4",
+            "PROVENANCE_DEVELOPMENT": "true",  # no chain key: anvil's dev key, on purpose
         }
     )
     started = time.monotonic()

@@ -127,3 +127,47 @@ def test_dockerfile_copies_what_exists_and_runs_the_cli() -> None:
     health = json.loads(re.search(r"CMD (\[\"provenance\", \"health\".*\])", text).group(1))  # type: ignore[union-attr]
     assert parse_cli(health)[0] == "health"
     assert (ROOT / "contracts" / "build" / "AnchorRegistry.json").is_file()
+
+
+def test_compose_file_is_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    """The compose-spec JSON schema (vendored by the pinned check-jsonschema), not only YAML loading."""
+    import copy
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(
+        (files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json").read_text()
+    )
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, errors
+    broken = copy.deepcopy(compose)
+    broken["services"]["api"]["healtcheck"] = broken["services"]["api"].pop("healthcheck")
+    assert not validator.is_valid(broken), "the schema catches a misspelt key"
+
+
+def test_roles_refuse_the_development_secrets(tmp_path: Path) -> None:
+    """Compose's fallbacks (anvil's dev key, the password `provenance`) stop the api and worker
+    roles unless development mode is stated; real secrets or PROVENANCE_DEVELOPMENT pass."""
+    from provenance.service import development_secrets, open_service
+
+    fallback = Settings(
+        data_dir=tmp_path / "var",
+        role="api",
+        database_url="postgresql://provenance:provenance@127.0.0.1:1/provenance",
+        chain_rpc="http://127.0.0.1:9",
+    )
+    assert len(development_secrets(fallback)) == 2
+    with pytest.raises(ValueError, match="refuses to start on the chain's well-known development key and"):
+        open_service(fallback)
+    real = fallback.model_copy(
+        update={
+            "chain_private_key": "0x" + "5a" * 32,
+            "database_url": "postgresql://provenance:s3cret@127.0.0.1:1/provenance",
+        }
+    )
+    assert development_secrets(real) == []
+    assert development_secrets(fallback.model_copy(update={"chain_mode": "off", "database_url": None})) == []
+    compose_env = env_of(yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"])
+    assert compose_env.get("PROVENANCE_DEVELOPMENT") == "${PROVENANCE_DEVELOPMENT:-false}"

@@ -200,7 +200,11 @@ def test_access_control(http: TestClient, device: EnrolledDevice, admin_headers:
         "scope_forbidden",
     )
     assert http.get("/health").status_code == 200
-    assert http.get("/docs").status_code == 200
+    docs = http.get("/docs")
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower(), "Swagger UI comes from our own origin"
+    assert http.get("/docs/assets/swagger-ui.css").headers["content-type"].startswith("text/css")
+    assert http.get("/docs/assets/index.html").status_code == 404
 
 
 def _png_bomb() -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import re
@@ -22,6 +23,8 @@ from provenance.fingerprint import Fingerprint
 from provenance.media import open_media
 from provenance.reports import FrameStore, render_report
 from provenance.reports import frames as report_frames
+from provenance.reports.frames import region_scores as fr_region_scores
+from provenance.reports.render import _range_words, confidence_words, headline, segment_similarity
 from provenance.reports.timeline import TimelineGeometry
 from provenance.verify.compare import PdqGridComparer
 from provenance.verify.index import FrameIndex
@@ -98,7 +101,11 @@ def test_tampered_report(tampered: Tampered, tmp_path: Path) -> None:
     html = path.read_text()
     _self_contained(html)
     assert "This clip is a tampered copy of the original registered as reg_original." in html
-    assert f"Confidence <strong>{round(100 * result['confidence'])} %</strong>" in html
+    assert f"Confidence <strong>{confidence_words(result)}</strong>" in html
+    assert "100 %" not in confidence_words(result)
+    assert re.search(
+        r"3\.0–[45]\.[05] s of the clip differs from the original: \d changed regions? of the", html
+    )
     assert "dev_test" in html and "2026-01-02T03:04:05.000Z" in html and "valid" in html
     assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
     assert 'href="/v1/registrations/reg_original/receipt"' in html
@@ -148,6 +155,70 @@ def test_tampered_report(tampered: Tampered, tmp_path: Path) -> None:
     assert "heat-legend.png" in names
 
 
+def test_report_embeds_the_receipt(tampered: Tampered, tmp_path: Path) -> None:
+    """The saved report carries the receipt itself (no API key needed) and the command that checks it."""
+    _, _, original, result, seen = tampered
+    receipt = {
+        "schema": "provenance.receipt/v1",
+        "registration_id": "reg_original",
+        "anchor": {"status": "anchored"},
+    }
+    other = {
+        "registration_id": "reg_b",
+        "device_id": "dev_b",
+        "captured_at": "2026-01-01T00:00:00Z",
+        "order": "earlier",
+    }
+    result = {**result, "match": {**result["match"], "also_registered": [other]}}
+    html = render_report(
+        result, *seen, None, original, tmp_path / "report", LIMITS, receipt=receipt
+    ).read_text()
+    _self_contained(html)
+    [uri] = re.findall(
+        r'href="data:application/json;base64,([^"]+)" download="receipt-reg_original.json"', html
+    )
+    assert json.loads(base64.b64decode(uri)) == receipt
+    assert 'id="receipt-json"' in html and "provenance.receipt/v1" in html
+    assert (
+        "Also registered by" in html
+        and "<code>reg_b</code>" in html
+        and ": earlier than this registration" in html
+    )
+    assert "provenance receipt verify receipt-reg_original.json --rpc RPC_URL" in html
+
+
+def test_heat_map_from_the_verdicts_comparer(tampered: Tampered, tmp_path: Path) -> None:
+    """A verdict from the learned comparer: the heat map tints only the cells of its regions, so
+    no cell outside the outline reads as changed (the PDQ grid's scores are not mixed in)."""
+    _, truth, original, result, seen = tampered
+    learned = {**result, "comparer": {"name": "triplet", "version": "test", "note": None}}
+    html = render_report(learned, *seen, BIKES, original, tmp_path / "report", LIMITS).read_text()
+    assert "The heat maps come from the comparer that gave the verdict (triplet)" in html
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())
+    [(t0, t1)] = truth.ranges
+    for k, moment in enumerate(meta["moments"], start=1):
+        heat = _rgb(tmp_path / "report" / f"moment-{k}-changes.jpg").astype(int)
+        height, width = heat.shape[:2]
+        redness = heat[..., 0] - heat[..., 2]
+        if t0 <= moment["query_t"] <= t1:
+            x, y0, w, h = BOX
+            outside = np.ones(redness.shape, dtype=bool)
+            outside[
+                round(y0 * height) - 8 : round((y0 + h) * height) + 8,
+                round(x * width) - 8 : round((x + w) * width) + 8,
+            ] = False
+            inside = redness[
+                round(y0 * height) + 8 : round((y0 + h) * height) - 8,
+                round(x * width) + 8 : round((x + w) * width) - 8,
+            ]
+            assert inside.mean() > redness[outside].mean() + 60, (inside.mean(), redness[outside].mean())
+            assert redness[outside].mean() < 25, "nothing red outside the outline"
+        else:
+            assert redness.mean() < 25, "a clean segment's heat map shows no change"
+    assert fr_region_scores([[0.5, 0.0, 0.5, 0.25]])[:2, 4:].min() > 0
+    assert fr_region_scores([[0.5, 0.0, 0.5, 0.25]])[2:, :].max() == 0
+
+
 def test_report_without_original_media(tampered: Tampered, tmp_path: Path) -> None:
     """No uploaded original: the fingerprint's coarse picture stands in, the heat maps remain."""
     _, _, original, result, seen = tampered
@@ -169,6 +240,8 @@ def test_unknown_report(tmp_path: Path) -> None:
     html = path.read_text()
     _self_contained(html)
     assert "No registered original matches this clip." in html
+    assert "Confidence" not in html and "100 %" not in html
+    assert "Closest: no registered original shares any of the clip" in html
     assert 'id="timeline"' not in html and "Chain evidence" not in html and "receipt verify" not in html
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
     assert meta["timeline"] is None and meta["moments"]
@@ -191,8 +264,9 @@ def test_replaced_footage_report(tmp_path: Path) -> None:
     assert result["verdict"] == "tampered" and result["match"]["registration_id"] == "reg_bikes", result
     out = tmp_path / "report"
     html = render_report(result, query, stills, BIKES, originals["reg_bikes"], out, LIMITS).read_text()
-    assert "has no counterpart in the original (inserted or replaced footage; it shows another " in html
-    assert "registered original, reg_carphone" in html
+    assert "differs from the original: footage with no counterpart in the original (inserted or " in html
+    assert "replaced, showing another registered original, reg_carphone)" in html
+    assert "<td>no counterpart</td>" in html, "not a similarity of 0.00 from a capped distance"
     meta = json.loads((tmp_path / "report" / "report.json").read_text())
     foreign = [m for m in meta["moments"] if 3.0 <= m["query_t"] <= 5.0]
     assert foreign and all(
@@ -297,3 +371,60 @@ def test_report_failure_leaves_verification_done(
     assert page.status_code == 200 and "Report unavailable" in page.text and "Verdict: authentic" in page.text
     reports_dir = stack.service.settings.data_dir / "reports"
     assert [p.name for p in reports_dir.iterdir()] == [f"{response.json()['id']}.failed"]
+
+
+def test_readable_numbers() -> None:
+    """Exact copies say so; unknown says how close the nearest came; capped distances are not 0.00;
+    several kinds of change in one range make one sentence."""
+    segment = {"query_start": 0.0, "query_end": 1.0, "original_start": 0.0, "original_end": 1.0}
+    exact = {
+        "verdict": "authentic",
+        "confidence": 1.0,
+        "match": {"registration_id": "reg_a", "exact_copy": True, "segments": [], "tampered_ranges": []},
+    }
+    assert headline(exact).startswith("This file is an exact copy of the original registered as reg_a")
+    assert confidence_words(exact) == "certain (identical SHA-256)"
+    assert confidence_words({"verdict": "authentic", "confidence": 0.998, "match": {}}) == ">99 %"
+    near = {
+        "verdict": "unknown",
+        "confidence": 0.99,
+        "match": None,
+        "nearest": {"matched_frames": 1, "usable_frames": 40},
+    }
+    assert (
+        confidence_words(near)
+        == "the nearest registered original matched only 1 of the clip's 40 usable frames"
+    )
+    assert segment_similarity({**segment, "distance": 1.0}) == "unlike (off the scale)"
+    assert segment_similarity({**segment, "distance": 0.25}) == "75 %"
+    assert segment_similarity({**segment, "original_start": None, "distance": 1.0}) == "no counterpart"
+    mixed = {
+        "verdict": "tampered",
+        "match": {
+            "tampered_ranges": [[0.0, 2.0]],
+            "segments": [
+                {**segment, "distance": 0.7, "tampered": True, "regions": [[0, 0, 0.1, 0.1]]},
+                {
+                    **segment,
+                    "query_start": 1.0,
+                    "query_end": 2.0,
+                    "distance": 0.8,
+                    "tampered": True,
+                    "regions": [[0, 0, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1]],
+                },
+                {
+                    **segment,
+                    "query_start": 1.5,
+                    "query_end": 1.6,
+                    "distance": 0.8,
+                    "tampered": True,
+                    "regions": [],
+                },
+            ],
+        },
+    }
+    [line] = _range_words(mixed)
+    assert line == (
+        "0.0–2.0 s of the clip differs from the original: 2 changed regions of the picture and "
+        "a jump within the original (frames cut or reordered)"
+    ), line

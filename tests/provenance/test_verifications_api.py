@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -11,6 +13,7 @@ from sqlmodel import Session, func, select
 from frames.samples import sample_clip
 from generator.tampers import paste_region
 from generator.variants import reencode
+from harness.accounts import enrol_device
 from provenance.models import Verification
 from tests.provenance.conftest import Stack
 
@@ -38,6 +41,7 @@ def test_verify_benign_tampered_unknown(http: TestClient, stack: Stack, tmp_path
     assert (anchor["status"] == "anchored") == bool(anchor.get("transaction")), anchor
     assert match["original_range"][0] < 0.5 and match["original_range"][1] > 9.0
     assert match["tampered_ranges"] == []
+    assert match["exact_copy"] is False and result["confidence"] < 1
     fetched = http.get(f"/v1/verifications/{result['id']}", headers=newsroom).json()
     assert fetched["verdict"] == "authentic"
 
@@ -53,6 +57,22 @@ def test_verify_benign_tampered_unknown(http: TestClient, stack: Stack, tmp_path
 
     result = stack.verify(newsroom, sample_clip("bigbuckbunny.mp4")).json()
     assert result["verdict"] == "unknown" and result["match"] is None
+    assert result["nearest"]["usable_frames"] > 0
+
+    # The same file registered later from a second device: the verification names the other registrant.
+    second = enrol_device(http, stack.admin, "second camera")
+    second_id = replace(stack, device=second).register(BIKES)
+
+    # The registered file itself: identical bytes, and the result says so.
+    result = stack.verify(newsroom, BIKES).json()
+    [other] = result["match"]["also_registered"]
+    pair = {result["match"]["registration_id"], other["registration_id"]}
+    assert pair == {registration_id, second_id}, result["match"]
+    assert other["order"] == ("later" if other["registration_id"] == second_id else "earlier")
+    assert result["verdict"] == "authentic" and result["confidence"] == 1.0, result
+    assert result["match"]["exact_copy"] is True and result["match"]["similarity"] == 1.0
+    assert result["findings"][0]["kind"] == "exact_copy"
+    assert hashlib.sha256(BIKES.read_bytes()).hexdigest() in result["findings"][0]["detail"]
 
 
 def test_verify_refusals(http: TestClient, stack: Stack, tmp_path: Path) -> None:

@@ -23,7 +23,13 @@ def _cache(request: Request) -> log.TreeCache:
 
 @router.get("/registrations/{registration_id}/receipt")
 def get_receipt(registration_id: str, request: Request, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
-    return build_receipt(session, registry.get_registration(session, registration_id), _cache(request))
+    receipt = build_receipt(session, registry.get_registration(session, registration_id), _cache(request))
+    rpc = service_of(request).chain_status().get("rpc_url")
+    if receipt["anchor"]["status"] == "anchored" and isinstance(rpc, str):
+        # A hint for `provenance receipt verify`: the chain this service anchors to. Any node of
+        # the same chain does as well; the check trusts the chain, not this hint.
+        receipt["anchor"]["rpc_hint"] = rpc
+    return receipt
 
 
 @router.get("/log/root", response_model=LogRoot)

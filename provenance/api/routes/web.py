@@ -171,9 +171,11 @@ def _no_report_page(client: ApiClient, verification: Verification, state: Report
         )
     item = summary(verification)
     confidence = item["confidence"]
-    verdict = f"Verdict: {item['verdict']}" + (
-        f", confidence {round(confidence * 100)} %." if confidence else "."
-    )
+    if item["verdict"] == "unknown":
+        verdict = "Verdict: unknown (no registered original matches this clip)."
+    else:
+        percent = ">99" if confidence and 0.995 <= confidence < 1 else f"{round((confidence or 0) * 100)}"
+        verdict = f"Verdict: {item['verdict']}" + (f", confidence {percent} %." if confidence else ".")
     return _message(
         client,
         "Report unavailable",

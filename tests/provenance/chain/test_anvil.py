@@ -187,6 +187,20 @@ def test_missing_binary_fails_clearly(tmp_path: Path) -> None:
         AnvilProcess(binary=tmp_path / "no-anvil").start()
 
 
+def test_a_remembered_port_keeps_the_rpc_url_across_restarts(tmp_path: Path) -> None:
+    """`make run`'s chain: the same RPC URL after a restart; another port only if that one is taken."""
+    port_file = tmp_path / "anvil.port"
+    with AnvilProcess(port_file=port_file) as node:
+        first = node.rpc_url
+    assert port_file.read_text().strip() == first.rsplit(":", 1)[1]
+    with AnvilProcess(port_file=port_file) as node:
+        assert node.rpc_url == first
+        with AnvilProcess(port_file=port_file) as other:  # taken: a free port, remembered instead
+            moved = other.rpc_url
+            assert moved != first and rpc_answers(moved) == DEV_CHAIN_ID
+    assert port_file.read_text().strip() == moved.rsplit(":", 1)[1]
+
+
 def test_fixed_port_in_use_fails_clearly() -> None:
     with AnvilProcess() as node, pytest.raises(ChainUnavailable, match=r"(?i)in use"):
         AnvilProcess(port=node.port).start()

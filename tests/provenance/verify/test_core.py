@@ -257,6 +257,10 @@ def test_an_unregistered_clip_is_unknown(world: World) -> None:
         "confidence": pytest.approx(outcome.confidence, abs=1e-3),
         "match": None,
         "findings": [],
+        "nearest": {
+            "matched_frames": outcome.nearest["matched_frames"] if outcome.nearest else 0,
+            "usable_frames": 16,  # 4 s sampled at 4 fps
+        },
     }
 
 
