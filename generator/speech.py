@@ -80,7 +80,8 @@ class SpeechTrack:
 
 @dataclass(frozen=True)
 class AudioEdit:
-    """What an edit did: its kind and the seconds of the clip it changed (empty for benign ones).
+    """What an edit did: its kind and the seconds of the clip whose sound it changed (empty for
+    benign ones): an edited stretch where both sides are silent changed nothing a listener hears.
 
     `offset` is how far the sound was moved against the picture (positive: later).
     """
@@ -148,13 +149,16 @@ def replace_range(
     samples[a:b] = other.samples[a:b] if len(other.samples) >= b else np.resize(other.samples, b - a)
     _fade(samples, a, track.rate)
     _fade(samples, b, track.rate)
-    return replace(track, samples=samples), AudioEdit("audio_replaced", ((start, start + duration),))
+    changed = _within((start, start + duration), (*track.spans, *other.spans))
+    return replace(track, samples=samples), AudioEdit("audio_replaced", changed)
 
 
 def mute(track: SpeechTrack, start: float, duration: float) -> tuple[SpeechTrack, AudioEdit]:
     samples = track.samples.copy()
     samples[track.at(start) : track.at(start + duration)] = 0.0
-    return replace(track, samples=samples), AudioEdit("audio_removed", ((start, start + duration),))
+    return replace(track, samples=samples), AudioEdit(
+        "audio_removed", _within((start, start + duration), track.spans)
+    )
 
 
 def dub(track: SpeechTrack, other: SpeechTrack) -> tuple[SpeechTrack, AudioEdit]:
@@ -176,6 +180,20 @@ def shift(track: SpeechTrack, seconds: float) -> tuple[SpeechTrack, AudioEdit]:
     else:
         samples[: len(samples) - n] = track.samples[n:]
     return replace(track, samples=samples), AudioEdit("audio_offset", offset=seconds)
+
+
+def _within(
+    edit: tuple[float, float], spans: Sequence[tuple[float, float]]
+) -> tuple[tuple[float, float], ...]:
+    """The parts of `edit` that some sentence span covers, merged."""
+    parts = sorted((max(edit[0], a), min(edit[1], b)) for a, b in spans if b > edit[0] and a < edit[1])
+    merged: list[tuple[float, float]] = []
+    for a, b in parts:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
 
 
 def telephone_band(samples: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:

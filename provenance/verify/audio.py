@@ -60,10 +60,11 @@ PRESENCE_COST = 0.5
 QUIET_FRAMES = 3
 # A change of lag between matched windows larger than this is a cut or a repeat, not drift.
 JUMP_S = 0.15
-# An unmatched run is muted (or added) sound when one side is loud in at least `LOUD_SHARE` of its
-# frames and the other in under `QUIET_SHARE`; anything else is replaced sound.
-LOUD_SHARE = 0.3
-QUIET_SHARE = 0.15
+# An unmatched run is named after most of its frames: muted (the original loud, the clip quiet),
+# added (the reverse) or changed (both loud, more than this share of their bits differing).
+CHANGED_FRAME = 1 / 3
+# Two changed stretches of one kind with at most this much silence between them are one finding.
+MERGE_SILENCE_S = 0.75
 OFFSET_NOTE_S = 0.2
 
 _LAG_STEP_S = HOP_S / PHASES
@@ -295,11 +296,12 @@ class _Comparison:
             else:
                 states.append("match")
         for first, stop in _runs([s == "replaced" for s in states]):
-            kind = _kind(
-                q_loud[first:stop].sum(),
-                sum(o_loud[w, chosen[w]] for w in range(first, stop)),
-                size * (stop - first),
-            )
+            evidence = np.zeros(3, int)
+            for w in range(first, stop):
+                # The window's middle stride only, so that overlapping windows count a frame once.
+                middle = starts[w] + max(0, (size - STRIDE) // 2)
+                evidence += self._evidence(middle, min(STRIDE, size), offsets[w] or 0.0, lags[chosen[w]])
+            kind: State = ("removed", "inserted", "replaced")[int(np.argmax(evidence))]
             states[first:stop] = [kind] * (stop - first)
         windows = []
         for w, state in enumerate(states):
@@ -328,14 +330,37 @@ class _Comparison:
             )
         return AudioComparison(sorted(events, key=lambda e: e.query_range), offset, windows)
 
+    def _evidence(self, first: int, size: int, video_offset: float, lag: int) -> np.ndarray:
+        """Frames of a stretch at one lag that are muted (the original loud, the clip quiet), added
+        (the reverse) or changed (both loud, over a third of the bits differing)."""
+        phase, shift = self._lag(video_offset, np.array([lag]))
+        rows = np.arange(first, first + size)
+        j = rows + int(shift[0])
+        inside = (j >= 0) & (j < len(self.o_bits))
+        jj = np.clip(j, 0, max(0, len(self.o_bits) - 1))
+        q_loud = self.q_loud[int(phase[0]), rows] & inside
+        o_loud = self.o_loud[jj] & inside
+        errors = np.bitwise_count(self.q_bits[int(phase[0]), rows] ^ self.o_bits[jj])
+        return np.array(
+            [
+                int((o_loud & ~q_loud).sum()),
+                int((q_loud & ~o_loud).sum()),
+                int((q_loud & o_loud & (errors > BITS * CHANGED_FRAME)).sum()),
+            ]
+        )
+
+    def _lag(self, video_offset: float, lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per lag: the clip's phase and the original's frame offset that line the two up."""
+        z = (self.query.start - self.original.start + video_offset + lags * _LAG_STEP_S) / HOP_S
+        phase = np.mod(-np.rint(z * PHASES).astype(int), PHASES)
+        return phase, np.rint(phase / PHASES + z).astype(int)
+
     def _window_costs(
         self, first: int, size: int, video_offset: float, lags: np.ndarray, q_loud: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per lag: the window's cost, its bit error rate (NaN: nothing to compare), the original's
         loud frames and the frames that fall inside the original's track."""
-        z = (self.query.start - self.original.start + video_offset + lags * _LAG_STEP_S) / HOP_S
-        phase = np.mod(-np.rint(z * PHASES).astype(int), PHASES)
-        shift = np.rint(phase / PHASES + z).astype(int)
+        phase, shift = self._lag(video_offset, lags)
         rows = np.arange(first, first + size)
         j = rows[None, :] + shift[:, None]
         valid = (j >= 0) & (j < len(self.o_bits))
@@ -456,16 +481,6 @@ def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _kind(q_loud: int, o_loud: int, frames: int) -> State:
-    """What an unmatched run is: sound muted, sound added, or sound replaced."""
-    q_share, o_share = q_loud / frames, o_loud / frames
-    if q_share < QUIET_SHARE and o_share >= LOUD_SHARE:
-        return "removed"
-    if o_share < QUIET_SHARE and q_share >= LOUD_SHARE:
-        return "inserted"
-    return "replaced"
-
-
 def _distance(state: State, ber: float) -> float:
     """0..1 for the timeline, 0.5 at the threshold: matched windows under it, changed ones over."""
     if state in ("silent", "unplaced"):
@@ -487,9 +502,23 @@ _DETAILS: dict[AudioKind, str] = {
 
 
 def _events(windows: Sequence[AudioWindow]) -> list[AudioEvent]:
-    """Each run of changed windows (one kind per run) as one event."""
-    events = []
+    """Each run of changed windows (one kind per run) as one event; two runs of one kind with only
+    silence between them (a pause in the speech, unchanged because silent) are one event."""
+    runs: list[tuple[int, int]] = []
     for first, stop in _runs([w.tampered for w in windows]):
+        if runs:
+            last_first, last_stop = runs[-1]
+            between = windows[last_stop:first]
+            if (
+                windows[last_first].state == windows[first].state
+                and all(w.state == "silent" for w in between)
+                and windows[first].query_start - windows[last_stop - 1].query_end <= MERGE_SILENCE_S
+            ):
+                runs[-1] = (last_first, stop)
+                continue
+        runs.append((first, stop))
+    events = []
+    for first, stop in runs:
         run = windows[first:stop]
         kind = _KINDS[run[0].state]
         starts = [x.original_start for x in run if x.original_start is not None]
