@@ -767,6 +767,51 @@ def print_evaluation(body: dict[str, Any]) -> None:
     )
 
 
+@eval_app.command("audio")
+def eval_audio(as_json: JsonOpt = False) -> None:
+    """Evaluate the audio channel: sound edits and re-encodes of speech over real video, through the
+    verifier's path, on a validation and a held-out split; writes DATA_DIR/eval/audio.json."""
+    from provenance.audio_evaluation import run
+
+    settings = get_settings()
+    with one_line_errors():
+        body = run(
+            settings.data_dir, progress=None if as_json else lambda line: err.print(line, markup=False)
+        )
+    emit(body, as_json, lambda: print_audio_evaluation(body))
+
+
+def print_audio_evaluation(body: dict[str, Any]) -> None:
+    out.print(
+        f"audio evaluation (unmatched cost {body['threshold']}, time IoU >= {body['iou']})", markup=False
+    )
+    for split in ("validation", "heldout"):
+        s = body[split]["summary"]
+        out.print(
+            f"  {split:10}  edits caught {s['caught']}/{s['edits']} ({s['catch_rate']:.1%}),"
+            f" mean IoU {s['mean_iou']:.2f};  false positives {s['false_positives']}/{s['benign']};"
+            f"  offsets reported {s['offsets_reported']}/{s['offset_copies']}",
+            markup=False,
+        )
+        for name, row in s["by_copy"].items():
+            value = row.get("caught", row.get("false_positives"))
+            what = "caught" if "caught" in row else "false positives"
+            out.print(f"      {name:22} {what} {value}/{row['n']}", markup=False)
+    out.print("  validation sweep of the unmatched cost:", markup=False)
+    for row in body["validation_sweep"]:
+        out.print(
+            f"      {row['threshold']:.2f}: caught {row['catch_rate']:.1%}, false positives"
+            f" {row['false_positives']}/{row['benign']}",
+            markup=False,
+        )
+    cost = body["cost"]
+    out.print(
+        f"  cost: fingerprint {cost['fingerprint_ms_per_audio_second']} ms, comparison"
+        f" {cost['compare_ms_per_audio_second']} ms per second of sound",
+        markup=False,
+    )
+
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 
 

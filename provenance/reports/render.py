@@ -147,13 +147,45 @@ def _segment_words(segment: dict[str, Any]) -> str:
     return "jumps within the original here (frames cut or reordered)"
 
 
+_SOUND_WORDS = {
+    "audio_replaced": "has other sound than the original (voice replaced or dubbed)",
+    "audio_removed": "has the original's sound removed (muted or cut)",
+    "audio_inserted": "has sound the original does not have",
+}
+
+
 def _range_words(result: dict[str, Any]) -> list[str]:
     segments = _segments(result.get("match"))
+    sound = [f for f in result.get("findings", []) if f.get("kind") in _SOUND_WORDS]
     lines = []
     for start, end in _tampered_ranges(result):
         kinds = sorted({_segment_words(s) for s in segments if s["tampered"] and start <= _mid(s) <= end})
+        kinds += sorted(
+            {
+                _SOUND_WORDS[f["kind"]]
+                for f in sound
+                if float(f["query_range"][0]) < end and float(f["query_range"][1]) > start
+            }
+        )
         lines.append(f"{span(start, end)} of the clip " + ("; ".join(kinds) or "differs from the original"))
     return lines
+
+
+def _sound_timeline(result: dict[str, Any], duration: float) -> tuple[Image | None, Any]:
+    """The sound's similarity window by window, under the picture's (None without a compared sound)."""
+    audio = (result.get("match") or {}).get("audio") or {}
+    windows = audio.get("segments") or []
+    if not windows or duration <= 0:
+        return None, None
+    ranges = [f["query_range"] for f in result.get("findings", []) if f.get("kind") in _SOUND_WORDS]
+    png, geometry = timeline_png(windows, ranges, duration)
+    offset = audio.get("offset")
+    words = timeline_alt(windows, ranges, duration).replace(
+        "segment by segment", "of the sound, window by window"
+    )
+    if offset is not None:
+        words += f" The sound is {abs(offset):.2f} s {'late' if offset > 0 else 'early'} against the picture."
+    return Image("audio-timeline.png", "image/png", png, geometry.width, geometry.height, words), geometry
 
 
 def headline(result: dict[str, Any]) -> str:
@@ -328,6 +360,9 @@ def render_report(
             timeline_alt(segments, ranges, duration),
         )
         images.append(timeline)
+    sound_timeline, sound_geometry = _sound_timeline(result, duration)
+    if sound_timeline is not None:
+        images.append(sound_timeline)
     legend: Image | None = None
     if any(len(m.images) > 1 for m in moments):
         legend = fr.encode_png(
@@ -357,6 +392,8 @@ def render_report(
         "moments": moments,
         "coarse_original": any(i.name.endswith("-original.png") for m in moments for i in m.images),
         "timeline": timeline,
+        "sound_timeline": sound_timeline,
+        "sound_offset": ((match or {}).get("audio") or {}).get("offset"),
         "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
         "legend": legend,
         "threshold": CELL_THRESHOLD,
@@ -390,6 +427,7 @@ def render_report(
             for m in moments
         ],
         "timeline": geometry.to_json() if geometry else None,
+        "audio_timeline": sound_geometry.to_json() if sound_geometry else None,
     }
     (out_dir / "report.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return path

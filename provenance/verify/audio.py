@@ -180,8 +180,10 @@ def compare_audio(
     runs: Sequence[int | None],
     step: float,
     query_range: tuple[float, float],
+    threshold: float = UNMATCHED_COST,
 ) -> AudioComparison:
-    """How the clip's sound differs from the original's (see the module docstring)."""
+    """How the clip's sound differs from the original's (see the module docstring); `threshold`
+    is the unmatched state's cost (the evaluation sweeps it on its validation split)."""
     heard_original = original.heard()
     if query is None or not query.present:
         if heard_original:
@@ -201,7 +203,8 @@ def compare_audio(
         )
         detail = "the original has no sound track" if not original.present else "the original is silent here"
         return AudioComparison([AudioEvent("audio_inserted", span, None, detail)], None, [])
-    return _Comparison(query, original, picture_runs(query_times, mapped, runs, step), query_range).run()
+    lines = picture_runs(query_times, mapped, runs, step)
+    return _Comparison(query, original, lines, query_range, threshold).run()
 
 
 def _missing(query_range: tuple[float, float], why: str) -> AudioEvent:
@@ -216,8 +219,14 @@ def _db(levels: np.ndarray) -> npt.NDArray[np.float64]:
 
 class _Comparison:
     def __init__(
-        self, query: QueryAudio, original: AudioTrack, lines: list[_Run], query_range: tuple[float, float]
+        self,
+        query: QueryAudio,
+        original: AudioTrack,
+        lines: list[_Run],
+        query_range: tuple[float, float],
+        threshold: float,
     ) -> None:
+        self.threshold = threshold
         self.query = query
         self.original = original
         self.lines = lines
@@ -275,7 +284,7 @@ class _Comparison:
                     first, size, line.at(centre) - centre, lags, int(q_loud[w])
                 )
         placed = np.array([o is not None for o in offsets])
-        path = _viterbi(costs, placed)
+        path = _viterbi(costs, placed, self.threshold)
         informative = [
             w
             for w in range(len(starts))
@@ -313,7 +322,7 @@ class _Comparison:
                     b,
                     None if shift is None else a + shift,
                     None if shift is None else b + shift,
-                    _distance(state, float(bers[w, chosen[w]])),
+                    _distance(state, float(bers[w, chosen[w]]), self.threshold),
                     state,
                 )
             )
@@ -383,7 +392,7 @@ class _Comparison:
         # Lags that run the window off the original: nothing to hold against them, nothing for.
         inside = valid.sum(axis=1)
         off = inside < size // 2
-        cost = np.where(off, UNMATCHED_COST, cost)
+        cost = np.where(off, self.threshold, cost)
         return cost, np.where(silent | off, np.nan, ber), o_count, inside
 
     def _jumps(
@@ -424,12 +433,12 @@ def _tiles(centres: Sequence[float], first: float, last: float) -> list[tuple[fl
     return [(edges[k], edges[k + 1]) for k in range(len(centres))]
 
 
-def _viterbi(costs: np.ndarray, placed: np.ndarray) -> np.ndarray:
+def _viterbi(costs: np.ndarray, placed: np.ndarray, threshold: float) -> np.ndarray:
     """Per window the chosen lag index, or -1 for unmatched (see the module docstring)."""
     windows, lags = costs.shape
     unmatched = lags  # the extra state's index
     prior = 0.01 * np.abs(np.arange(lags) - lags // 2) / max(1, lags // 2)
-    score = np.append(costs[0] + prior, UNMATCHED_COST if placed[0] else 1e3)
+    score = np.append(costs[0] + prior, threshold if placed[0] else 1e3)
     back = np.zeros((windows, lags + 1), dtype=np.int32)
     back[0] = np.arange(lags + 1)
     for w in range(1, windows):
@@ -459,7 +468,7 @@ def _viterbi(costs: np.ndarray, placed: np.ndarray) -> np.ndarray:
         to_unmatched = (score[unmatched], prev_m[best_m] + SWITCH_COST)
         back[w, unmatched] = unmatched if to_unmatched[0] <= to_unmatched[1] else best_m
         emission_m = costs[w] if placed[w] else np.zeros(lags)
-        emission_u = UNMATCHED_COST if placed[w] else 1e3
+        emission_u = threshold if placed[w] else 1e3
         score = np.append(new_m + emission_m, min(to_unmatched) + emission_u)
     state = int(np.argmin(score))
     path = np.empty(windows, dtype=np.int64)
@@ -481,11 +490,11 @@ def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _distance(state: State, ber: float) -> float:
+def _distance(state: State, ber: float, threshold: float) -> float:
     """0..1 for the timeline, 0.5 at the threshold: matched windows under it, changed ones over."""
     if state in ("silent", "unplaced"):
         return 0.0
-    scaled = 1.0 if math.isnan(ber) else min(1.0, 0.5 * ber / UNMATCHED_COST)
+    scaled = 1.0 if math.isnan(ber) else min(1.0, 0.5 * ber / threshold)
     return min(scaled, 0.5) if state == "match" else max(scaled, 0.55)
 
 

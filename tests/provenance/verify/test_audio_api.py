@@ -9,6 +9,7 @@ with a fresh service and verifies one copy.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def test_a_reencoded_copy_is_authentic(http: TestClient, newsroom: dict[str, str
 
 
 def test_a_voice_replaced_for_two_seconds_is_tampered_with_those_seconds(
-    http: TestClient, newsroom: dict[str, str], footage: Footage
+    http: TestClient, service: Service, newsroom: dict[str, str], footage: Footage
 ) -> None:
     edited, _ = speech.replace_range(footage.track, footage.other, EDIT[0], EDIT[1] - EDIT[0])
     result = verify(http, newsroom, footage.copy("replaced.mp4", edited, bitrate=64_000)).json()
@@ -107,6 +108,13 @@ def test_a_voice_replaced_for_two_seconds_is_tampered_with_those_seconds(
     # The picture is intact: only the sound is flagged.
     assert not [f for f in result["findings"] if f["track"] == "video"], result["findings"]
     assert time_iou(result["match"]["tampered_ranges"], [EDIT]) >= 0.7
+    # The report draws the sound's timeline under the picture's, its changed range shaded.
+    report = service.settings.data_dir / "reports" / result["id"]
+    meta = json.loads((report / "report.json").read_text())
+    assert meta["audio_timeline"]["tampered_ranges"] == [found[0]["query_range"]]
+    html = http.get(result["report_url"], headers=newsroom).text
+    assert html.index('id="timeline"') < html.index('id="audio-timeline"')
+    assert "has other sound than the original" in html
 
 
 def test_a_dub_is_tampered(http: TestClient, newsroom: dict[str, str], footage: Footage) -> None:
