@@ -204,7 +204,9 @@ def run(
         folder = Path(scratch)
         for split in SPLITS:
             voices, texts = speech.VOICES[split.name], speech.TEXTS[split.name]
-            index = FrameIndex()
+            # One index per original: the originals of one video share its picture, and which of
+            # them a copy matches is the picture channel's question, not the sound's.
+            indexes: dict[str, FrameIndex] = {}
             originals: dict[str, fp.Fingerprint] = {}
             cases: list[Case] = []
             for v, video_name in enumerate(split.videos):
@@ -222,7 +224,8 @@ def run(
                     original = fp.compute_fingerprint(path, limits=limits, version=3)
                     registration_id = f"{split.name}-{seed}"
                     originals[registration_id] = original
-                    index.add(registration_id, original)
+                    indexes[registration_id] = FrameIndex()
+                    indexes[registration_id].add(registration_id, original)
                     audio = original.audio_channel()
                     assert audio is not None
                     # The audio block's own cost: sub-fingerprints of the decoded 8 kHz sound.
@@ -260,7 +263,11 @@ def run(
             for case in cases:
                 t0 = time.perf_counter()
                 outcome = verify_fingerprint(
-                    case.query, index, originals.__getitem__, comparer, query_audio=case.audio
+                    case.query,
+                    indexes[case.registration_id],
+                    originals.__getitem__,
+                    comparer,
+                    query_audio=case.audio,
                 )
                 cost["compare_s"] += time.perf_counter() - t0
                 cost["compared_seconds"] += len(case.audio.pcm) / RATE

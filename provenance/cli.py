@@ -52,6 +52,13 @@ out = Console(soft_wrap=True)
 ServerOpt = Annotated[str, typer.Option("--server", envvar="PROVENANCE_SERVER", help="server URL")]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="PROVENANCE_API_KEY", help="API key")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+VersionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--fingerprint-version",
+        help="1, 2 or 3 (3 adds the face and audio channels); default 2 (1 unless sampling at 4 fps)",
+    ),
+]
 ReportOpt = Annotated[
     Path | None, typer.Option("--report", help="also save the match report, one self-contained HTML file")
 ]
@@ -87,10 +94,14 @@ def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
         text()
 
 
-def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
+def fingerprint_with_progress(video: Path, quiet: bool, version: int | None = None) -> fp.Fingerprint:
     settings = get_settings()
+    if version is not None and version not in fp.VERSIONS:
+        fail(f"fingerprint version {version} is not one of {', '.join(map(str, fp.VERSIONS))}", 2)
     if quiet or not err.is_terminal:
-        return fp.compute_fingerprint(video, limits=settings.limits, sample_fps=settings.sample_fps)
+        return fp.compute_fingerprint(
+            video, limits=settings.limits, sample_fps=settings.sample_fps, version=version
+        )
     with Progress(
         TextColumn("fingerprinting {task.description}"),
         BarColumn(),
@@ -104,6 +115,7 @@ def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
             limits=settings.limits,
             sample_fps=settings.sample_fps,
             progress=lambda f: progress.update(task, completed=f),
+            version=version,
         )
 
 
@@ -468,11 +480,12 @@ def device_rotate(
 def fingerprint(
     video: Path,
     out_file: Annotated[Path | None, typer.Option("--out", help="write the binary fingerprint here")] = None,
+    version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute the fingerprint locally; no server needed."""
     with one_line_errors():
-        result = fingerprint_with_progress(video, quiet=as_json)
+        result = fingerprint_with_progress(video, quiet=as_json, version=version)
         encoded = result.encode()
         if out_file is not None:
             out_file.write_bytes(encoded)
@@ -489,6 +502,8 @@ def fingerprint(
         # Version 2: the learned comparer's per-window embeddings and the weights they came from.
         "segments": len(result.segments()[1]) if result.embeddings is not None else 0,
         "embedding_model": result.segments()[0] if result.embeddings is not None else None,
+        # Version 3: the sound track's channel (25 ms sub-fingerprints), or that there is none.
+        "audio": _audio_info(result),
     }
     emit(
         info,
@@ -501,6 +516,18 @@ def fingerprint(
     )
 
 
+def _audio_info(result: fp.Fingerprint) -> dict[str, Any] | None:
+    audio = result.audio_channel()
+    if audio is None:
+        return None
+    return {
+        "present": audio.present,
+        "frames": audio.frames,
+        "source_rate": audio.source_rate,
+        "source_channels": audio.source_channels,
+    }
+
+
 @app.command()
 def register(
     video: Path,
@@ -511,6 +538,7 @@ def register(
     ] = 0.0,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
+    version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fingerprint on this device, sign the capture manifest, register it."""
@@ -527,7 +555,7 @@ def register(
             key = load_private_key(device_key)
         except ValueError as exc:
             fail(f"{device_key}: {exc}", 2)
-        result = fingerprint_with_progress(video, quiet=as_json)
+        result = fingerprint_with_progress(video, quiet=as_json, version=version)
         encoded = result.encode()
         manifest = build_manifest(
             kind="image" if result.kind == "image" else "video",

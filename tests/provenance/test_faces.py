@@ -64,6 +64,7 @@ def test_altered_face_block_disagrees(original: fp.Fingerprint) -> None:
         frames=original.frames,
         embeddings=original.embeddings,
         faces=forged.encode(),
+        audio=original.audio,
     )
     assert tampered.digest() != original.digest()
     assert "box differs" in (fp.agreement(tampered, original) or "")
