@@ -103,7 +103,7 @@ class AudioTrack:
         return frame_times(self.start, self.frames)
 
     def level_db(self) -> npt.NDArray[np.float64]:
-        return LEVEL_FLOOR_DB + self.levels.astype(np.float64) * LEVEL_STEP_DB
+        return level_db(self.levels)
 
     def loud(self) -> np.ndarray:
         """Per frame: does it carry sound worth comparing (see `loud_frames`)."""
@@ -156,12 +156,22 @@ def frame_times(start: float, count: int, phase: float = 0.0) -> npt.NDArray[np.
     return np.asarray(start + (np.arange(count) + 1 + phase) * HOP_S + FRAME_S / 2, dtype=np.float64)
 
 
-def loud_frames(level_db: np.ndarray) -> np.ndarray:
-    """Frames within `LOUD_BELOW_REFERENCE_DB` of the track's 95th-percentile level, above the floor."""
-    if not len(level_db):
+def level_db(levels: np.ndarray) -> npt.NDArray[np.float64]:
+    """Quantised levels back in dB."""
+    return np.asarray(LEVEL_FLOOR_DB + levels.astype(np.float64) * LEVEL_STEP_DB, dtype=np.float64)
+
+
+def loud_level(levels_db: np.ndarray) -> float:
+    """The level from which a frame of this track is loud: `LOUD_BELOW_REFERENCE_DB` under its
+    95th-percentile level, and never under `LOUD_FLOOR_DB`."""
+    return max(float(np.percentile(levels_db, 95)) - LOUD_BELOW_REFERENCE_DB, LOUD_FLOOR_DB)
+
+
+def loud_frames(levels_db: np.ndarray) -> np.ndarray:
+    """Frames at or over the track's `loud_level`."""
+    if not len(levels_db):
         return np.zeros(0, dtype=bool)
-    reference = float(np.percentile(level_db, 95))
-    return np.asarray(level_db >= max(reference - LOUD_BELOW_REFERENCE_DB, LOUD_FLOOR_DB))
+    return np.asarray(levels_db >= loud_level(levels_db))
 
 
 @cache

@@ -38,9 +38,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-from provenance.audio import BITS, FRAME_S, HOP, HOP_S, AudioTrack, QueryAudio, frame_times, loud_frames
+from provenance.audio import (
+    BITS,
+    FRAME_S,
+    HOP,
+    HOP_S,
+    AudioTrack,
+    QueryAudio,
+    frame_times,
+    level_db,
+    loud_frames,
+    loud_level,
+)
 
 AudioKind = Literal["audio_replaced", "audio_removed", "audio_inserted", "audio_offset", "audio_missing"]
 TAMPER_KINDS: frozenset[str] = frozenset({"audio_replaced", "audio_removed", "audio_inserted"})
@@ -190,7 +200,7 @@ def compare_audio(
             return AudioComparison([_missing(query_range, "the clip has no sound track")], None, [])
         return AudioComparison([], None, [])
     bits0, levels0 = query.phase(0)
-    level_db0 = _db(levels0)
+    level_db0 = level_db(levels0)
     if not len(bits0) or not loud_frames(level_db0).any():
         if heard_original:
             return AudioComparison([_missing(query_range, "the clip's sound track is silent")], None, [])
@@ -209,12 +219,6 @@ def compare_audio(
 
 def _missing(query_range: tuple[float, float], why: str) -> AudioEvent:
     return AudioEvent("audio_missing", query_range, None, f"{why}; the original has sound")
-
-
-def _db(levels: np.ndarray) -> npt.NDArray[np.float64]:
-    from provenance.audio import LEVEL_FLOOR_DB, LEVEL_STEP_DB
-
-    return LEVEL_FLOOR_DB + levels.astype(np.float64) * LEVEL_STEP_DB
 
 
 class _Comparison:
@@ -240,15 +244,11 @@ class _Comparison:
         self.count = count
         self.q_bits = np.zeros((PHASES, count), np.uint32)
         self.q_loud = np.zeros((PHASES, count), bool)
-        level0 = _db(phases[0][1])
-        reference = float(np.percentile(level0, 95))
-        from provenance.audio import LOUD_BELOW_REFERENCE_DB, LOUD_FLOOR_DB
-
-        floor = max(reference - LOUD_BELOW_REFERENCE_DB, LOUD_FLOOR_DB)
+        floor = loud_level(level_db(phases[0][1]))
         for p, (bits, levels) in enumerate(phases):
             n = min(count, len(bits))
             self.q_bits[p, :n] = bits[:n]
-            self.q_loud[p, :n] = _db(levels[:n]) >= floor
+            self.q_loud[p, :n] = level_db(levels[:n]) >= floor
         self.q_times = frame_times(query.start, count)
 
     def windows(self) -> list[int]:
@@ -342,14 +342,8 @@ class _Comparison:
     def _evidence(self, first: int, size: int, video_offset: float, lag: int) -> np.ndarray:
         """Frames of a stretch at one lag that are muted (the original loud, the clip quiet), added
         (the reverse) or changed (both loud, over a third of the bits differing)."""
-        phase, shift = self._lag(video_offset, np.array([lag]))
-        rows = np.arange(first, first + size)
-        j = rows + int(shift[0])
-        inside = (j >= 0) & (j < len(self.o_bits))
-        jj = np.clip(j, 0, max(0, len(self.o_bits) - 1))
-        q_loud = self.q_loud[int(phase[0]), rows] & inside
-        o_loud = self.o_loud[jj] & inside
-        errors = np.bitwise_count(self.q_bits[int(phase[0]), rows] ^ self.o_bits[jj])
+        errors, q_loud, o_loud, inside = self._aligned(first, size, video_offset, np.array([lag]))
+        q_loud &= inside
         return np.array(
             [
                 int((o_loud & ~q_loud).sum()),
@@ -358,28 +352,35 @@ class _Comparison:
             ]
         )
 
-    def _lag(self, video_offset: float, lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per lag: the clip's phase and the original's frame offset that line the two up."""
+    def _aligned(
+        self, first: int, size: int, video_offset: float, lags: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lags, frames) arrays for clip frames [first, first + size) lined up with the original at
+        each lag: differing bits, the clip's loud frames, the original's loud frames, and whether
+        the frame falls inside the original's track at all.
+
+        A lag is the picture's offset plus `lags` quarter-frames; the clip's frames are taken at
+        the phase that puts their centres on the original's (see `QueryAudio.phase`).
+        """
         z = (self.query.start - self.original.start + video_offset + lags * _LAG_STEP_S) / HOP_S
         phase = np.mod(-np.rint(z * PHASES).astype(int), PHASES)
-        return phase, np.rint(phase / PHASES + z).astype(int)
+        shift = np.rint(phase / PHASES + z).astype(int)
+        rows = np.arange(first, first + size)
+        j = rows[None, :] + shift[:, None]
+        inside = (j >= 0) & (j < len(self.o_bits))
+        jj = np.clip(j, 0, max(0, len(self.o_bits) - 1))
+        errors = np.bitwise_count(self.q_bits[phase[:, None], rows[None, :]] ^ self.o_bits[jj])
+        q_loud = self.q_loud[phase[:, None], rows[None, :]]
+        return errors.astype(np.int64), q_loud, self.o_loud[jj] & inside, inside
 
     def _window_costs(
         self, first: int, size: int, video_offset: float, lags: np.ndarray, q_loud: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per lag: the window's cost, its bit error rate (NaN: nothing to compare), the original's
         loud frames and the frames that fall inside the original's track."""
-        phase, shift = self._lag(video_offset, lags)
-        rows = np.arange(first, first + size)
-        j = rows[None, :] + shift[:, None]
-        valid = (j >= 0) & (j < len(self.o_bits))
-        jj = np.clip(j, 0, max(0, len(self.o_bits) - 1))
-        q_bits = self.q_bits[phase[:, None], rows[None, :]]
-        q_loud_frames = self.q_loud[phase[:, None], rows[None, :]]
-        o_loud = self.o_loud[jj] & valid
+        errors, q_loud_frames, o_loud, valid = self._aligned(first, size, video_offset, lags)
         o_count = o_loud.sum(axis=1)
         considered = (o_loud | q_loud_frames) & valid
-        errors = np.bitwise_count(q_bits ^ self.o_bits[jj]).astype(np.int64)
         n = considered.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             ber = np.where(n > 0, (errors * considered).sum(axis=1) / (BITS * np.maximum(n, 1)), np.nan)
