@@ -834,8 +834,9 @@ def print_audio_evaluation(body: dict[str, Any]) -> None:
         )
     cost = body["cost"]
     out.print(
-        f"  cost: fingerprint {cost['fingerprint_ms_per_audio_second']} ms, comparison"
-        f" {cost['compare_ms_per_audio_second']} ms per second of sound",
+        f"  cost per second of sound: decoding it {cost['sound_decode_ms_per_audio_second']} ms, fingerprint"
+        f" {cost['fingerprint_ms_per_audio_second']} ms, comparison {cost['compare_ms_per_audio_second']} ms"
+        f" (whole verification, picture and sound: {cost['verify_ms_per_second']} ms)",
         markup=False,
     )
 

@@ -37,9 +37,8 @@ def _with_sound(dst: Path, rate: int, layout: str, seconds: float, codec: str = 
                 continue
             packet.stream = video
             out.mux(packet)
-        resampler = av.AudioResampler(
-            format=sound.codec_context.codec.audio_formats[0].name, layout=layout, rate=rate
-        )
+        formats = sound.codec_context.codec.audio_formats or []
+        resampler = av.AudioResampler(format=formats[0].name, layout=layout, rate=rate)
         block = max(1, min(rate * 10, round(rate * seconds)))
         left = round(rate * seconds)
         while left > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from provenance.service import Service
 from tests.conftest import EnrolledDevice, chainless_settings, make_key
 from tests.provenance.test_verifications_api import post_upload, verify
 
-pytestmark = pytest.mark.skipif(speech.shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 BIKES = sample_clip("bikes.mp4")
 EDIT = (3.0, 5.0)
