@@ -48,7 +48,7 @@ from provenance.verify.verdict import verify_fingerprint
 
 IOU = 0.5
 EDIT_SECONDS = 2.0
-SWEEP = tuple(round(0.10 + 0.02 * k, 2) for k in range(14))  # 0.10 .. 0.36
+SWEEP = tuple(round(0.04 + 0.02 * k, 2) for k in range(17))  # 0.04 .. 0.36
 # An offset note must be within this of the true shift.
 OFFSET_TOLERANCE_S = 0.05
 # Voice variants a twin is made with: the same language and pace, another voice.
@@ -382,6 +382,7 @@ def _sweep(cases: list[tuple[Case, fp.Fingerprint | None]]) -> tuple[list[dict[s
             {
                 "threshold": threshold,
                 "catch_rate": round(sum(r["caught"] for r in edits) / max(1, len(edits)), 4),
+                "mean_iou": round(float(np.mean([r["iou"] for r in edits])) if edits else 0.0, 3),
                 "false_positives": sum(r["false_positive"] for r in benign),
                 "benign": len(benign),
             }

@@ -828,8 +828,8 @@ def print_audio_evaluation(body: dict[str, Any]) -> None:
     out.print("  validation sweep of the unmatched cost:", markup=False)
     for row in body["validation_sweep"]:
         out.print(
-            f"      {row['threshold']:.2f}: caught {row['catch_rate']:.1%}, false positives"
-            f" {row['false_positives']}/{row['benign']}",
+            f"      {row['threshold']:.2f}: caught {row['catch_rate']:.1%} (mean IoU {row['mean_iou']:.2f}),"
+            f" false positives {row['false_positives']}/{row['benign']}",
             markup=False,
         )
     cost = body["cost"]

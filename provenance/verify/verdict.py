@@ -108,15 +108,17 @@ class Match:
     audio: AudioComparison | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "registration_id": self.registration_id,
             "query_range": [_r(v) for v in self.query_range],
             "original_range": [_r(v) for v in self.original_range],
             "similarity": _r(self.similarity),
             "segments": [s.to_json() for s in self.segments],
             "tampered_ranges": [[_r(a), _r(b)] for a, b in self.tampered_ranges],
-            "audio": None if self.audio is None else self.audio.to_json(),
         }
+        if self.audio is not None:  # only where the sound was compared (a version 3 original)
+            body["audio"] = self.audio.to_json()
+        return body
 
 
 @dataclass(frozen=True)
