@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -209,18 +209,7 @@ def test_an_upload_is_registered_when_its_sound_agrees_and_refused_when_it_does_
     claimed = footage.fingerprint
     audio = claimed.audio_channel()
     assert audio is not None and audio.present and audio.frames > 300
-    forged = fp.Fingerprint(
-        version=3,
-        kind=claimed.kind,
-        width=claimed.width,
-        height=claimed.height,
-        duration=claimed.duration,
-        sample_fps=claimed.sample_fps,
-        frames=claimed.frames,
-        embeddings=claimed.embeddings,
-        faces=claimed.faces,
-        audio=speech_of(footage.other, footage.folder).encode(),
-    )
+    forged = replace(claimed, audio=speech_of(footage.other, footage.folder).encode())
     refused = post_upload(http, camera_headers, device, footage.original, forged)
     assert refused.status_code == 422, refused.text
     assert refused.json()["code"] == "fingerprint_mismatch"
