@@ -216,7 +216,7 @@ def compare_audio(
         detail = "the original has no sound track" if not original.present else "the original is silent here"
         return AudioComparison([AudioEvent("audio_inserted", span, None, detail)], None, [])
     lines = picture_runs(query_times, mapped, runs, step)
-    return _Comparison(query, original, lines, query_range, threshold).run()
+    return _Comparison(query, original, lines, threshold).run()
 
 
 def _missing(query_range: tuple[float, float], why: str) -> AudioEvent:
@@ -229,14 +229,12 @@ class _Comparison:
         query: QueryAudio,
         original: AudioTrack,
         lines: list[_Run],
-        query_range: tuple[float, float],
         threshold: float,
     ) -> None:
         self.threshold = threshold
         self.query = query
         self.original = original
         self.lines = lines
-        self.query_range = query_range
         self.o_bits = original.bits
         self.o_loud = original.loud()
         # The clip's frames at each phase, padded to one length; loudness judged against the
