@@ -183,8 +183,10 @@ def _sound_timeline(result: dict[str, Any], duration: float) -> tuple[Image | No
     words = timeline_alt(windows, ranges, duration).replace(
         "segment by segment", "of the sound, window by window"
     )
-    if offset is not None:
+    if offset is not None and abs(offset) >= 0.05:
         words += f" The sound is {abs(offset):.2f} s {'late' if offset > 0 else 'early'} against the picture."
+    elif offset is not None:
+        words += " The sound is in step with the picture."
     return Image("audio-timeline.png", "image/png", png, geometry.width, geometry.height, words), geometry
 
 
