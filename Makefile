@@ -4,9 +4,15 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint services bench clean-var
+.PHONY: setup run test test-fast lint services bench clean-var system-packages
 
-setup: $(STAMP) node_modules/.installed
+setup: system-packages $(STAMP) node_modules/.installed
+
+# Debian packages the code runs: espeak-ng speaks the evaluation's and the tests' speech
+# (generator/speech.py). Installed when missing (root, as on the project's machines and CI).
+DEBIAN_PACKAGES := espeak-ng
+system-packages:
+	@command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)

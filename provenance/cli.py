@@ -53,6 +53,13 @@ out = Console(soft_wrap=True)
 ServerOpt = Annotated[str, typer.Option("--server", envvar="PROVENANCE_SERVER", help="server URL")]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="PROVENANCE_API_KEY", help="API key")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+VersionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--fingerprint-version",
+        help="1, 2 or 3 (3 adds the face and audio channels); default 2 (1 unless sampling at 4 fps)",
+    ),
+]
 ReportOpt = Annotated[
     Path | None, typer.Option("--report", help="also save the match report, one self-contained HTML file")
 ]
@@ -125,10 +132,14 @@ def key_file(path: Path, load: Callable[[Path], K]) -> K:
             fail(f"{path}: {exc}", 2)
 
 
-def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
+def fingerprint_with_progress(video: Path, quiet: bool, version: int | None = None) -> fp.Fingerprint:
     settings = get_settings()
+    if version is not None and version not in fp.VERSIONS:
+        fail(f"fingerprint version {version} is not one of {', '.join(map(str, fp.VERSIONS))}", 2)
     if quiet or not err.is_terminal:
-        return fp.compute_fingerprint(video, limits=settings.limits, sample_fps=settings.sample_fps)
+        return fp.compute_fingerprint(
+            video, limits=settings.limits, sample_fps=settings.sample_fps, version=version
+        )
     with progress_bar("fingerprinting") as progress:
         task = progress.add_task(video.name, total=1.0)
         return fp.compute_fingerprint(
@@ -136,6 +147,7 @@ def fingerprint_with_progress(video: Path, quiet: bool) -> fp.Fingerprint:
             limits=settings.limits,
             sample_fps=settings.sample_fps,
             progress=lambda f: progress.update(task, completed=f),
+            version=version,
         )
 
 
@@ -493,11 +505,12 @@ def device_rotate(
 def fingerprint(
     video: Path,
     out_file: Annotated[Path | None, typer.Option("--out", help="write the binary fingerprint here")] = None,
+    version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute the fingerprint locally; no server needed."""
     with one_line_errors():
-        result = fingerprint_with_progress(video, quiet=as_json)
+        result = fingerprint_with_progress(video, quiet=as_json, version=version)
         encoded = result.encode()
         if out_file is not None:
             out_file.write_bytes(encoded)
@@ -514,6 +527,8 @@ def fingerprint(
         # Version 2: the learned comparer's per-window embeddings and the weights they came from.
         "segments": len(result.segments()[1]) if result.embeddings is not None else 0,
         "embedding_model": result.segments()[0] if result.embeddings is not None else None,
+        # Version 3: the sound track's channel (25 ms sub-fingerprints), or that there is none.
+        "audio": _audio_info(result),
     }
     emit(
         info,
@@ -526,6 +541,18 @@ def fingerprint(
     )
 
 
+def _audio_info(result: fp.Fingerprint) -> dict[str, Any] | None:
+    audio = result.audio_channel()
+    if audio is None:
+        return None
+    return {
+        "present": audio.present,
+        "frames": audio.frames,
+        "source_rate": audio.source_rate,
+        "source_channels": audio.source_channels,
+    }
+
+
 @app.command()
 def register(
     video: Path,
@@ -536,6 +563,7 @@ def register(
     ] = 0.0,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
+    version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fingerprint on this device, sign the capture manifest, register it."""
@@ -549,7 +577,7 @@ def register(
 
     key = key_file(device_key, load_private_key)
     with one_line_errors():
-        result = fingerprint_with_progress(video, quiet=as_json)
+        result = fingerprint_with_progress(video, quiet=as_json, version=version)
         manifest = fingerprint_manifest(
             result,
             content_sha256=sha256_file(video),
@@ -846,6 +874,52 @@ def print_evaluation(body: dict[str, Any]) -> None:
     health = body["health"]
     out.print(
         f"status: {health['status']}" + "".join(f"\n  {r}" for r in health.get("reasons", [])), markup=False
+    )
+
+
+@eval_app.command("audio")
+def eval_audio(as_json: JsonOpt = False) -> None:
+    """Evaluate the audio channel: sound edits and re-encodes of speech over real video, through the
+    verifier's path, on a validation and a held-out split; writes DATA_DIR/eval/audio.json."""
+    from provenance.audio_evaluation import run
+
+    settings = get_settings()
+    with one_line_errors():
+        body = run(
+            settings.data_dir, progress=None if as_json else lambda line: err.print(line, markup=False)
+        )
+    emit(body, as_json, lambda: print_audio_evaluation(body))
+
+
+def print_audio_evaluation(body: dict[str, Any]) -> None:
+    out.print(
+        f"audio evaluation (unmatched cost {body['threshold']}, time IoU >= {body['iou']})", markup=False
+    )
+    for split in ("validation", "heldout"):
+        s = body[split]["summary"]
+        out.print(
+            f"  {split:10}  edits caught {s['caught']}/{s['edits']} ({s['catch_rate']:.1%}),"
+            f" mean IoU {s['mean_iou']:.2f};  false positives {s['false_positives']}/{s['benign']};"
+            f"  offsets reported {s['offsets_reported']}/{s['offset_copies']}",
+            markup=False,
+        )
+        for name, row in s["by_copy"].items():
+            value = row.get("caught", row.get("false_positives"))
+            what = "caught" if "caught" in row else "false positives"
+            out.print(f"      {name:22} {what} {value}/{row['n']}", markup=False)
+    out.print("  validation sweep of the unmatched cost:", markup=False)
+    for row in body["validation_sweep"]:
+        out.print(
+            f"      {row['threshold']:.2f}: caught {row['catch_rate']:.1%} (mean IoU {row['mean_iou']:.2f}),"
+            f" false positives {row['false_positives']}/{row['benign']}",
+            markup=False,
+        )
+    cost = body["cost"]
+    out.print(
+        f"  cost per second of sound: decoding it {cost['sound_decode_ms_per_audio_second']} ms, fingerprint"
+        f" {cost['fingerprint_ms_per_audio_second']} ms, comparison {cost['compare_ms_per_audio_second']} ms"
+        f" (whole verification, picture and sound: {cost['verify_ms_per_second']} ms)",
+        markup=False,
     )
 
 

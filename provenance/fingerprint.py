@@ -30,6 +30,11 @@ list with those frames' times: embeddings and hashes describe the same samples. 
 sampling (what the network was trained on); `compute_fingerprint` falls back to v1 otherwise.
 Verifiers compare with the learned comparer only when the block's model version is the loaded
 weights' (`provenance.verify.learned`); v1 fingerprints still parse, register and verify.
+
+Version 3 is version 2 followed by two more blocks, each framed like the embedding block (length,
+block, CRC-32): the face block (`provenance.faces.Faces.encode`) and the audio block
+(`provenance.audio.AudioTrack.encode`: 32 bits and a level per 25 ms of the sound track, or a
+record that the media has none). Both sit inside the digest, the signature and the anchor.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from frames.descriptor import (
     grid_distances,
     pdq_distance,
 )
+from provenance.audio import AudioCollector, AudioTrack, bit_error_rate
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import DomainError
 from provenance.faces import FaceCollector, Faces, identity_distance, thumb_distance
@@ -86,6 +92,10 @@ AGREE_EMBEDDING = 0.05
 AGREE_FACE_BOX = 0.02
 AGREE_FACE_IDENTITY = 0.06
 AGREE_FACE_THUMB = 4.0
+# Audio channel agreement: the share of differing bits (re-encodes differ by 6-15%, other sound by
+# 35-50%) and levels in dB; where the track starts, to a millisecond like frame times.
+AGREE_AUDIO_BITS = 0.02
+AGREE_AUDIO_LEVEL_DB = 3.0
 
 _KINDS = ("video", "image")
 _HEADER = struct.Struct("<4sBBIIIdIBB")
@@ -138,10 +148,13 @@ class Fingerprint:
     embeddings: bytes | None = None
     # Version 3 only: the encoded face block (`provenance.faces.Faces.encode`).
     faces: bytes | None = None
+    # Version 3 only: the encoded audio block (`provenance.audio.AudioTrack.encode`).
+    audio: bytes | None = None
     _decoded: list[tuple[str, list[SegmentEmbedding]]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
     _faces: list[Faces] = field(default_factory=list, init=False, repr=False, compare=False)
+    _audio: list[AudioTrack] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
@@ -150,6 +163,8 @@ class Fingerprint:
             raise ValueError("version 2 and 3 fingerprints, and only they, carry an embedding block")
         if (self.version >= 3) != (self.faces is not None):
             raise ValueError("a version 3 fingerprint, and only it, carries a face block")
+        if (self.version >= 3) != (self.audio is not None):
+            raise ValueError("a version 3 fingerprint, and only it, carries an audio block")
         if self.kind not in _KINDS:
             raise ValueError(f"kind is one of {_KINDS}, not {self.kind!r}")
         for name, value in (("version", self.version), ("width", self.width), ("height", self.height)):
@@ -170,6 +185,15 @@ class Fingerprint:
             self._check_segments(times)
         if self.faces is not None:
             self._check_faces(times)
+        if self.audio is not None:
+            try:
+                self._audio.append(AudioTrack.decode(self.audio))
+            except DomainError as exc:
+                raise ValueError(exc.detail) from None
+
+    def audio_channel(self) -> AudioTrack | None:
+        """The sound of a version 3 fingerprint, parsed once (None before version 3)."""
+        return self._audio[0] if self._audio else None
 
     def _check_faces(self, times: Sequence[int]) -> None:
         """The face block parses, and looked at hashed frames only (raises ValueError)."""
@@ -234,7 +258,7 @@ class Fingerprint:
             )
         ]
         parts.extend(_RECORD.pack(round(f.t * 1000), f.pdq, f.quality, f.grid) for f in self.frames)
-        for block in (self.embeddings, self.faces):
+        for block in (self.embeddings, self.faces, self.audio):
             if block is not None:
                 parts.append(_U32_FIELD.pack(len(block)))
                 parts.append(block)
@@ -261,12 +285,13 @@ class Fingerprint:
         if (rows, cols) != (GRID_ROWS, GRID_COLS):
             raise FingerprintMalformed(f"grid of {rows}x{cols} is not the version 1 grid")
         frames_end = _HEADER.size + count * _RECORD.size
-        embeddings = faces = None
+        embeddings = faces = audio = None
         end = frames_end
         if version >= 2:
             embeddings, end = _block(data, end, "embedding")
         if version >= 3:
             faces, end = _block(data, end, "face")
+            audio, end = _block(data, end, "audio")
         if len(data) != end:
             raise FingerprintMalformed(f"length {len(data)} does not match {count} frame records and blocks")
         try:
@@ -284,6 +309,7 @@ class Fingerprint:
                 frames=frames,
                 embeddings=embeddings,
                 faces=faces,
+                audio=audio,
             )
         except (ValueError, struct.error) as exc:
             raise FingerprintMalformed(str(exc)) from None
@@ -335,6 +361,7 @@ def compute_fingerprint(
     keep_fps: float | None = None,
     faces: FaceCollector | None = None,
     sinks: Sequence[FrameSink] = (),
+    audio: AudioCollector | None = None,
 ) -> Fingerprint:
     """Decode `path` within `limits` and fingerprint it (raises `MediaError` on bad media).
 
@@ -346,6 +373,8 @@ def compute_fingerprint(
     the fingerprint is the same as without. `faces`, when given, describes the faces of the
     hashed frames at its own rate (a verifier's query); version 3 collects them at every hashed
     frame into its face block. `sinks` see every hashed frame (time, RGB at analysis size).
+    Version 3 also decodes the sound track in the same pass into its audio block; `audio`, when
+    given, collects the sound the same way for a caller (a verifier's query).
     """
     version = version_for(sample_fps) if version is None else version
     if version not in VERSIONS:
@@ -357,9 +386,10 @@ def compute_fingerprint(
         raise ValueError(f"keep_fps {dense:g} is not a multiple of sample_fps {sample_fps:g}")
     embedder = _Embedder() if version >= 2 else None
     collector = FaceCollector() if version >= 3 else faces
+    sound = AudioCollector() if version >= 3 and audio is None else audio
     hashes = []
     next_k = 0  # the `sample_fps` targets, picked out of the denser sampling as media.sample does
-    with open_media(path, limits) as media:
+    with open_media(path, limits, audio=sound) as media:
         info = media.info
         for frame in media.sample(fps=dense, max_side=ANALYSIS_MAX_SIDE, progress=progress):
             if keep is not None:
@@ -384,6 +414,7 @@ def compute_fingerprint(
         frames=tuple(hashes),
         embeddings=embedder.block() if embedder is not None else None,
         faces=collector.faces().encode() if version >= 3 and collector is not None else None,
+        audio=sound.track().encode() if version >= 3 and sound is not None else None,
     )
 
 
@@ -450,7 +481,30 @@ def agreement(expected: Fingerprint, recomputed: Fingerprint) -> str | None:
             return disagreement
     claimed_faces, our_faces = expected.face_channel(), recomputed.face_channel()
     if claimed_faces is not None and our_faces is not None:
-        return _faces_agree(claimed_faces, our_faces)
+        disagreement = _faces_agree(claimed_faces, our_faces)
+        if disagreement is not None:
+            return disagreement
+    claimed_audio, our_audio = expected.audio_channel(), recomputed.audio_channel()
+    if claimed_audio is not None and our_audio is not None:
+        return _audio_agree(claimed_audio, our_audio)
+    return None
+
+
+def _audio_agree(claimed: AudioTrack, ours: AudioTrack) -> str | None:
+    """None when two audio blocks describe the same sound within the `AGREE_AUDIO_*` tolerances."""
+    if claimed.present != ours.present:
+        return "a sound track claimed" if claimed.present else "no sound track claimed, the media has one"
+    if claimed.frames != ours.frames:
+        return f"{claimed.frames} audio frames claimed, {ours.frames} computed"
+    if abs(claimed.start - ours.start) > AGREE_T_MS / 1000:
+        return f"sound starting at {claimed.start:.3f} s claimed, {ours.start:.3f} s computed"
+    if claimed.frames:
+        differing = bit_error_rate(claimed.bits, ours.bits)
+        if differing > AGREE_AUDIO_BITS:
+            return f"audio bits differ by {differing:.1%}, over {AGREE_AUDIO_BITS:.0%}"
+        level = float(np.abs(claimed.level_db() - ours.level_db()).max())
+        if level > AGREE_AUDIO_LEVEL_DB:
+            return f"audio levels differ by {level:.1f} dB, over {AGREE_AUDIO_LEVEL_DB:g} dB"
     return None
 
 

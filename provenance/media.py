@@ -26,6 +26,15 @@ Error codes (all `MediaError`, status 422, except `media_too_large`, status 413)
 - `media_unsupported_format`: not one of the allowed containers (see `containers.sniff`).
 - `media_too_many_frames`: more frames than `max_frames` (an animation: `max_animation_frames`),
   or an MP4 sample table declaring more than `max_track_samples`.
+
+The sound track (the first audio stream) is checked from its header on every open, and decoded in
+the same pass as the picture when an `AudioCollector` is given (fingerprint version 3 and the
+verifier's audio channel), resampled to 8 kHz mono as it goes:
+
+- `audio_too_many_channels`: more channels than `max_audio_channels` (header, or a decoded frame).
+- `audio_bad_sample_rate`: a sample rate outside `min_audio_rate`..`max_audio_rate`.
+- `audio_too_long`: a sound track over `max_duration_s` (header, or samples while decoding).
+- `audio_undecodable`: no decoder for the sound, or a packet the decoder rejects.
 """
 
 from __future__ import annotations
@@ -40,11 +49,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import av
 import av.error
 import numpy as np
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
@@ -54,6 +65,9 @@ from provenance import containers
 from provenance.containers import Container
 from provenance.core.config import DecodeLimits
 from provenance.core.errors import MediaError, MediaTooLarge
+
+if TYPE_CHECKING:
+    from provenance.audio import AudioCollector
 
 MediaKind = Literal["video", "image"]
 
@@ -130,11 +144,14 @@ def sample_frames(
 
 
 @contextmanager
-def open_media(path: Path, limits: DecodeLimits) -> Iterator[MediaReader]:
+def open_media(
+    path: Path, limits: DecodeLimits, audio: AudioCollector | None = None
+) -> Iterator[MediaReader]:
     """Open `path` once for both `info` and sampling; closes the file and container on exit.
 
     Every header bound is checked and the first frame decoded (for its rotation) before the
-    reader is handed out, so a `MediaError` here means nothing was sampled.
+    reader is handed out, so a `MediaError` here means nothing was sampled. With `audio`, the
+    sound track is decoded into it while the frames are (complete once `sample` has finished).
     """
     try:
         size = path.stat().st_size
@@ -161,7 +178,7 @@ def open_media(path: Path, limits: DecodeLimits) -> Iterator[MediaReader]:
             source = _bounded_source(fh, size, container, limits)
         except OSError as exc:
             raise MediaError("media_unreadable", f"cannot read the file: {exc.strerror}") from None
-        reader = MediaReader(source, head, limits, container)
+        reader = MediaReader(source, head, limits, container, audio)
         try:
             reader._start()
             yield reader
@@ -207,8 +224,19 @@ class MediaReader:
 
     info: MediaInfo
 
-    def __init__(self, fh: BinaryIO, head: bytes, limits: DecodeLimits, container: Container) -> None:
+    def __init__(
+        self,
+        fh: BinaryIO,
+        head: bytes,
+        limits: DecodeLimits,
+        container: Container,
+        audio: AudioCollector | None = None,
+    ) -> None:
         self.limits = limits
+        self.audio = audio
+        self.audio_stream: AudioStream | None = None
+        self._resampler: AudioResampler | None = None
+        self.video_start = 0.0
         self.head = head
         self.source = container
         self.deadline = time.monotonic() + limits.max_decode_seconds
@@ -288,12 +316,89 @@ class MediaReader:
         rate = stream.average_rate or stream.guessed_rate
         self.fps = 0.0 if self.kind == "image" or not rate else float(rate)
         self.declared_packets = stream.frames if self.source is containers.MP4 else 0
+        sound = self._check_audio_header(container)
+        if self.audio is not None and sound is not None:
+            self._open_audio(sound)
+        kept = {stream.index} if self.audio_stream is None else {stream.index, self.audio_stream.index}
         for other in streams:
-            if other.index != stream.index:
+            if other.index not in kept:
                 other.discard = av.stream.Discard.all
         stream.thread_type = "AUTO"
         stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
         return stream
+
+    def _check_audio_header(self, container: InputContainer) -> AudioStream | None:
+        """The first audio stream, once its declared channels, rate and length are within bounds."""
+        sounds = list(container.streams.audio)
+        if not sounds:
+            return None
+        sound = sounds[0]
+        context = sound.codec_context
+        if context is not None:
+            self._check_audio_format(context.channels or 0, context.sample_rate or 0)
+        if sound.duration is not None and sound.time_base is not None and sound.duration > 0:
+            seconds = float(sound.duration * sound.time_base)
+            if seconds > self.limits.max_duration_s:
+                raise MediaError(
+                    "audio_too_long",
+                    f"the sound track lasts {seconds:.1f} s,"
+                    f" over the limit of {self.limits.max_duration_s:g} s",
+                )
+        return sound
+
+    def _check_audio_format(self, channels: int, rate: int) -> None:
+        limits = self.limits
+        if channels > limits.max_audio_channels:
+            raise MediaError(
+                "audio_too_many_channels",
+                f"the sound track has {channels} channels, over the limit of {limits.max_audio_channels}",
+            )
+        if rate and not limits.min_audio_rate <= rate <= limits.max_audio_rate:
+            raise MediaError(
+                "audio_bad_sample_rate",
+                f"the sound track's sample rate of {rate} Hz is outside"
+                f" {limits.min_audio_rate}..{limits.max_audio_rate} Hz",
+            )
+
+    def _open_audio(self, sound: AudioStream) -> None:
+        """Decode `sound` beside the video into the collector, resampled to its rate, mono."""
+        from provenance.audio import RATE
+
+        assert self.audio is not None
+        if sound.codec_context is None:
+            raise MediaError("audio_undecodable", "no decoder for this sound track")
+        self.audio_stream = sound
+        self.audio.present = True
+        self.audio.source_rate = sound.codec_context.sample_rate or 0
+        self.audio.source_channels = sound.codec_context.channels or 0
+        self._resampler = AudioResampler(format="flt", layout="mono", rate=RATE)
+
+    def _audio_packet(self, packet: av.Packet[Any] | None) -> None:
+        """Decode one audio packet (None: flush) into the collector, within the bounds."""
+        from provenance.audio import RATE
+
+        sound, resampler, collector = self.audio_stream, self._resampler, self.audio
+        assert sound is not None and resampler is not None and collector is not None
+        limit = self.limits.max_duration_s
+        try:
+            frames = sound.decode(packet)
+            outputs: list[tuple[float | None, av.AudioFrame]] = []
+            for frame in frames:
+                self._check_audio_format(frame.layout.nb_channels, frame.sample_rate)
+                t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                outputs.extend((t, out) for out in resampler.resample(frame))
+            if packet is None:
+                outputs.extend((None, out) for out in resampler.resample(None))
+            for t, out in outputs:
+                collector.add(t, np.asarray(out.to_ndarray()[0], dtype=np.float32))
+        except MediaError:
+            raise
+        except av.error.ExitError:
+            raise MediaError("media_decode_timeout", "reading the media took too long") from None
+        except _AV_ERRORS:
+            raise MediaError("audio_undecodable", "the sound track could not be decoded") from None
+        if collector.samples > (limit + 1.0) * RATE:
+            raise MediaError("audio_too_long", f"the sound track runs past the limit of {limit:g} s")
 
     def _check_pixels(self, width: int, height: int) -> None:
         if width * height > self.limits.max_pixels:
@@ -389,12 +494,15 @@ class MediaReader:
             return
         time_base = stream.time_base or Fraction(1, 90000)
         start = stream.start_time
+        if start is not None:
+            self.video_start = float(start * time_base)
         step = 1.0 / (self.fps or _FALLBACK_RATE)
         last_t: float | None = None
         for frame in self._decoded():
             if frame.pts is not None:
                 if start is None:
                     start = frame.pts
+                    self.video_start = float(start * time_base)
                 t = float((frame.pts - start) * time_base)
             else:
                 t = 0.0 if last_t is None else last_t + step
@@ -409,14 +517,19 @@ class MediaReader:
         """Demux and decode the video stream, with the wall-time bound checked between packets."""
         assert self.container is not None
         stream = self.stream
+        sound = self.audio_stream
         packets = decoded = 0
         try:
-            for packet in self.container.demux(stream):
+            for packet in self.container.demux(*([stream] if sound is None else [stream, sound])):
                 if time.monotonic() > self.deadline:
                     raise MediaError(
                         "media_decode_timeout",
                         f"decoding took longer than {self.limits.max_decode_seconds:g} s",
                     )
+                if sound is not None and packet.stream.index == sound.index:
+                    if packet.size:
+                        self._audio_packet(packet)
+                    continue
                 if packet.size:
                     packets += 1
                 for frame in stream.decode(packet):
@@ -430,6 +543,8 @@ class MediaReader:
                     yield frame
         except av.error.ExitError:
             raise MediaError("media_decode_timeout", "reading the media took too long") from None
+        except MediaError:
+            raise
         except _AV_ERRORS:
             # The decoder refuses frames over `max_pixels` itself (before allocating them); its
             # context then holds the size the stream switched to, which names the real reason.
@@ -442,6 +557,9 @@ class MediaReader:
                 "media_truncated",
                 f"the file holds {packets} of the {self.declared_packets} frames its header lists",
             )
+        if sound is not None and self.audio is not None:
+            self._audio_packet(None)
+            self.audio.video_start = self.video_start
 
     def _to_rgb(self, frame: VideoFrame, max_side: int | None) -> np.ndarray:
         """Convert one frame to upright RGB at display size, downscaled by swscale if asked."""

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
 
 from provenance import fingerprint as fp
+from provenance.audio import AudioCollector, QueryAudio
 from provenance.core.config import ComparerMode, Settings
 from provenance.core.db import session_scope
 from provenance.core.errors import DomainError, NotFound
@@ -60,6 +61,7 @@ class Matcher:
         self.engine = engine
         self.index = FrameIndex()
         self.with_faces = 0  # registered originals with a face channel (fingerprint version 3)
+        self.with_audio = 0  # and with an audio channel (version 3 too)
         # The baseline: what version 1 registrations, and version 2 ones when the learned comparer
         # does not qualify (PROVENANCE_COMPARER, the weights' evaluation), are compared with.
         self.comparer: Comparer = comparer or PdqGridComparer()
@@ -95,6 +97,8 @@ class Matcher:
                 self.index.add(registration_id, fingerprint)
                 if fingerprint.faces is not None:
                     self.with_faces += 1
+                if fingerprint.audio is not None:
+                    self.with_audio += 1
 
     def feed(self, registration_id: str, fingerprint: fp.Fingerprint) -> None:
         """Queue a new registration for the index (cheap: the request does not wait for the hashing)."""
@@ -172,12 +176,16 @@ class Matcher:
         return fp.Fingerprint.decode(registration.fingerprint)
 
     def outcome(
-        self, query: fp.Fingerprint, clip: ClipFrames | None = None, faces: Faces | None = None
+        self,
+        query: fp.Fingerprint,
+        clip: ClipFrames | None = None,
+        faces: Faces | None = None,
+        audio: QueryAudio | None = None,
     ) -> dict[str, Any]:
         """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
         self.drain()
         outcome = verify_fingerprint(
-            query, self.index, self._load, self.policy.factory(clip), query_faces=faces
+            query, self.index, self._load, self.policy.factory(clip), query_faces=faces, query_audio=audio
         )
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 
@@ -189,6 +197,8 @@ class Matcher:
         # The clip's faces, compared with an original's face channel at the aligned instants: only
         # worth their cost while some registered original has one (fingerprint version 3).
         faces = FaceCollector(fps=1 / QUERY_FACE_STEP) if self.with_faces else None
+        # The clip's sound, decoded in the same pass, likewise only while some original has sound.
+        sound = AudioCollector() if self.with_audio else None
         query, clip = fingerprint_clip(
             path,
             self.policy,
@@ -196,8 +206,12 @@ class Matcher:
             sample_fps=settings.sample_fps,
             sinks=[stills],
             faces=faces,
+            audio=sound,
         )
-        return Examined(self.outcome(query, clip, faces.faces() if faces else None), query, stills)
+        outcome = self.outcome(
+            query, clip, faces.faces() if faces else None, sound.query() if sound else None
+        )
+        return Examined(outcome, query, stills)
 
     def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
         return self.examine(path, settings).outcome

@@ -30,6 +30,11 @@ class DecodeLimits(BaseSettings):
     max_frames: int = 108_000
     max_animation_frames: int = 3_000
     max_track_samples: int = 250_000
+    # The sound track: more channels than 7.1 twice over, or a rate outside what any recorder
+    # writes, is hostile; its length is bounded by `max_duration_s` like the picture's.
+    max_audio_channels: int = 16
+    min_audio_rate: int = 4_000
+    max_audio_rate: int = 192_000
 
 
 class Settings(BaseSettings):

@@ -152,9 +152,17 @@ def _and(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+_SOUND_WORDS = {
+    "audio_replaced": "other sound than the original's (voice replaced or dubbed)",
+    "audio_removed": "the original's sound removed (muted or cut)",
+    "audio_inserted": "sound the original does not have",
+}
+
+
 def _range_words(result: dict[str, Any]) -> list[str]:
     """One sentence per tampered range: "0.0–1.0 s of the clip: 2 changed regions of the picture"."""
     segments = _segments(result.get("match"))
+    sound = [f for f in result.get("findings", []) if f.get("kind") in _SOUND_WORDS]
     lines = []
     for start, end in _tampered_ranges(result):
         touched = [s for s in segments if s["tampered"] and start <= _mid(s) <= end]
@@ -171,11 +179,34 @@ def _range_words(result: dict[str, Any]) -> list[str]:
             words = _segment_words(s)
             if words not in kinds:
                 kinds.append(words)
+        for f in sound:
+            words = _SOUND_WORDS[f["kind"]]
+            if float(f["query_range"][0]) < end and float(f["query_range"][1]) > start and words not in kinds:
+                kinds.append(words)
         lines.append(
             f"{span(start, end)} of the clip differs from the original"
             + (f": {_and(kinds)}" if kinds else "")
         )
     return lines
+
+
+def _sound_timeline(result: dict[str, Any], duration: float) -> tuple[Image | None, Any]:
+    """The sound's similarity window by window, under the picture's (None without a compared sound)."""
+    audio = (result.get("match") or {}).get("audio") or {}
+    windows = audio.get("segments") or []
+    if not windows or duration <= 0:
+        return None, None
+    ranges = [f["query_range"] for f in result.get("findings", []) if f.get("kind") in _SOUND_WORDS]
+    png, geometry = timeline_png(windows, ranges, duration)
+    offset = audio.get("offset")
+    words = timeline_alt(windows, ranges, duration).replace(
+        "segment by segment", "of the sound, window by window"
+    )
+    if offset is not None and abs(offset) >= 0.05:
+        words += f" The sound is {abs(offset):.2f} s {'late' if offset > 0 else 'early'} against the picture."
+    elif offset is not None:
+        words += " The sound is in step with the picture."
+    return Image("audio-timeline.png", "image/png", png, geometry.width, geometry.height, words), geometry
 
 
 def headline(result: dict[str, Any]) -> str:
@@ -418,6 +449,9 @@ def render_report(
             "timeline-phone.png", "image/png", phone_png, phone_size[0], phone_size[1], timeline.alt
         )
         images.append(timeline_phone)
+    sound_timeline, sound_geometry = _sound_timeline(result, duration)
+    if sound_timeline is not None:
+        images.append(sound_timeline)
     legend: Image | None = None
     if any(len(m.images) > 1 for m in moments):
         legend = fr.encode_png(
@@ -449,6 +483,8 @@ def render_report(
         "coarse_original": any(i.name.endswith("-original.png") for m in moments for i in m.images),
         "timeline": timeline,
         "timeline_phone": timeline_phone,
+        "sound_timeline": sound_timeline,
+        "sound_offset": ((match or {}).get("audio") or {}).get("offset"),
         "tampered_attr": ";".join(f"{a:.3f}-{b:.3f}" for a, b in ranges),
         "legend": legend,
         "threshold": CELL_THRESHOLD,
@@ -492,6 +528,7 @@ def render_report(
             for m in moments
         ],
         "timeline": geometry.to_json() if geometry else None,
+        "audio_timeline": sound_geometry.to_json() if sound_geometry else None,
     }
     (out_dir / "report.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return path

@@ -40,9 +40,11 @@ from typing import Any, Literal
 import numpy as np
 
 from frames.regions import merge_ranges
+from provenance.audio import QueryAudio
 from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
 from provenance.verify.align import Alignment, align
+from provenance.verify.audio import AudioComparison, AudioEvent, compare_audio
 from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
 from provenance.verify.faces import SWAP_IDENTITY, FaceEvent, compare_faces
 from provenance.verify.index import MATCH_DISTANCE, FrameIndex, usable
@@ -102,9 +104,11 @@ class Match:
     similarity: float
     segments: list[Segment]
     tampered_ranges: list[tuple[float, float]]
+    # The sound compared with a version 3 original's (None: not compared): offset and timeline.
+    audio: AudioComparison | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "registration_id": self.registration_id,
             "query_range": [_r(v) for v in self.query_range],
             "original_range": [_r(v) for v in self.original_range],
@@ -112,6 +116,9 @@ class Match:
             "segments": [s.to_json() for s in self.segments],
             "tampered_ranges": [[_r(a), _r(b)] for a, b in self.tampered_ranges],
         }
+        if self.audio is not None:  # only where the sound was compared (a version 3 original)
+            body["audio"] = self.audio.to_json()
+        return body
 
 
 @dataclass(frozen=True)
@@ -171,13 +178,15 @@ def verify_fingerprint(
     load: Callable[[str], Fingerprint],
     comparer: Comparer | ComparerFactory,
     query_faces: Faces | None = None,
+    query_audio: QueryAudio | None = None,
 ) -> Outcome:
     """Verify a clip's fingerprint against every registered original in `index`.
 
     `comparer` is one comparer for every original, or a factory that picks one for the chosen
     original (by its fingerprint version, say) and is called once, after alignment. With
     `query_faces` (the clip's face channel) and an original of version 3, every face is compared
-    with the original's at the same instant too.
+    with the original's at the same instant too; with `query_audio` (the clip's sound, possibly
+    without a track) and a version 3 original, the sound is compared where the picture aligned.
     """
     good = sum(usable(f) for f in query.frames)
     if good == 0:
@@ -209,14 +218,31 @@ def verify_fingerprint(
         segments = [_with_faces(s, events) for s in segments]
         findings.extend(_face_finding(e) for e in events)
         ranges.extend(e.query_range for e in events)
+    original_audio = original.audio_channel()
+    audio = None
+    if query_audio is not None and original_audio is not None:
+        audio = compare_audio(
+            query_audio,
+            original_audio,
+            [f.t for f in query.frames],
+            alignment.mapped,
+            alignment.run,
+            1.0 / query.sample_fps,
+            alignment.query_range,
+        )
+        findings.extend(_audio_finding(e) for e in audio.events)
+        ranges.extend(audio.tampered_ranges)
     findings.sort(key=lambda f: f.query_range)
     tampered_ranges = merge_ranges(ranges)
     strength = _match_strength(alignment, good)
+    # The sound's windows weigh in the confidence like the picture's segments.
+    distances = [(s.distance, s.tampered) for s in segments]
+    distances += [(w.distance, w.tampered) for w in audio.windows] if audio is not None else []
     if tampered_ranges:
-        clarity = max(_tamper_clarity(s) for s in segments if s.tampered)
+        clarity = max((_tamper_clarity(d) for d, flagged in distances if flagged), default=1.0)
         verdict: Verdict = "tampered"
     else:
-        clarity = min(1.0, max(0.0, (0.5 - max(s.distance for s in segments)) / 0.5))
+        clarity = min(1.0, max(0.0, (0.5 - max(d for d, _ in distances)) / 0.5))
         verdict = "authentic"
     confidence = 0.5 + 0.5 * strength * (0.5 + 0.5 * clarity)
     match = Match(
@@ -226,8 +252,13 @@ def verify_fingerprint(
         similarity=_similarity(segments),
         segments=segments,
         tampered_ranges=tampered_ranges,
+        audio=audio,
     )
     return Outcome(verdict, confidence, match, chosen, findings)
+
+
+def _audio_finding(event: AudioEvent) -> Finding:
+    return Finding(event.kind, "audio", event.query_range, event.original_range, [], event.detail)
 
 
 def _with_faces(segment: Segment, events: Sequence[FaceEvent]) -> Segment:
@@ -314,8 +345,8 @@ def _match_strength(alignment: Alignment, usable_frames: int) -> float:
     return closeness * min(1.0, alignment.matched_frames / min(4, usable_frames))
 
 
-def _tamper_clarity(segment: Segment) -> float:
-    return min(1.0, max(0.0, (segment.distance - 0.5) / 0.5)) if segment.distance < 1 else 1.0
+def _tamper_clarity(distance: float) -> float:
+    return min(1.0, max(0.0, (distance - 0.5) / 0.5)) if distance < 1 else 1.0
 
 
 def _similarity(segments: Sequence[Segment]) -> float:

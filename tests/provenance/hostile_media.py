@@ -23,6 +23,54 @@ from frames.samples import sample_clip
 from tests.provenance.media_fixtures import audio_only, encode_frames, png_declaring, remux_faststart
 
 
+def _with_sound(dst: Path, rate: int, layout: str, seconds: float, codec: str = "pcm_s16le") -> Path:
+    """The carphone clip's video packets beside `seconds` of silence in `codec` at `rate`, `layout`."""
+    with av.open(str(sample_clip("carphone_pristine.mp4"))) as src, av.open(str(dst), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        sound = out.add_stream(codec, rate=rate)
+        assert isinstance(sound, av.audio.stream.AudioStream)
+        sound.layout = layout
+        if codec == "aac":
+            sound.bit_rate = 8000
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = video
+            out.mux(packet)
+        formats = sound.codec_context.codec.audio_formats or []
+        resampler = av.AudioResampler(format=formats[0].name, layout=layout, rate=rate)
+        block = max(1, min(rate * 10, round(rate * seconds)))
+        left = round(rate * seconds)
+        while left > 0:
+            frame = av.AudioFrame(format="s16", layout=layout, samples=min(block, left))
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            frame.sample_rate = rate
+            left -= frame.samples
+            for converted in resampler.resample(frame):
+                out.mux(sound.encode(converted))
+        out.mux(sound.encode(None))
+    return dst
+
+
+def audio_many_channels(dst: Path) -> Path:
+    """A sound track declaring 64 channels (the header alone; decoding it would mix 64 planes)."""
+    return _with_sound(dst, 8000, "64 channels", 0.5)
+
+
+def audio_rate_1hz(dst: Path) -> Path:
+    return _with_sound(dst, 1, "mono", 2.0)
+
+
+def audio_rate_2mhz(dst: Path) -> Path:
+    return _with_sound(dst, 2_000_000, "mono", 0.1)
+
+
+def audio_hour_long(dst: Path) -> Path:
+    """Four seconds of picture and an hour of (silent, 8 kbit/s) AAC sound: under a megabyte."""
+    return _with_sound(dst, 8000, "mono", 3600.0, codec="aac")
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -263,4 +311,9 @@ CORPUS: dict[str, Hostile] = {
     "text_file": _h(text_file, ".txt", "media_unsupported_format"),
     "mp4_sample_table_bomb": _h(mp4_sample_table_bomb, ".mp4", "media_too_many_frames"),
     "gif_20000_frames": _h(gif_many_frames, ".gif", "media_too_many_frames"),
+    # Sound tracks (issue 21): refused from the header on every decode, audio channel or not.
+    "audio_64_channels": _h(audio_many_channels, ".mkv", "audio_too_many_channels"),
+    "audio_rate_1hz": _h(audio_rate_1hz, ".mkv", "audio_bad_sample_rate"),
+    "audio_rate_2mhz": _h(audio_rate_2mhz, ".mkv", "audio_bad_sample_rate"),
+    "audio_hour_long": _h(audio_hour_long, ".mp4", "audio_too_long"),
 }
