@@ -18,7 +18,6 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.regions import time_iou
