@@ -27,6 +27,7 @@ two or three within one sampling step, the one whose hash is closest) for the co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -246,3 +247,37 @@ def _pair(row: np.ndarray, ot: np.ndarray, t: float, step: float, max_distance: 
     if len(matching):
         return int(matching[np.argmin(row[matching])])
     return int(near[np.argmin(np.abs(ot[near] - t))])
+
+
+def rounded(value: float) -> float:
+    """Seconds and distances as the result JSON carries them: to the millisecond."""
+    return round(float(value), 3)
+
+
+class Span(Protocol):
+    """A stretch of the clip and where it lies in the original (None: nowhere)."""
+
+    @property
+    def query_start(self) -> float: ...
+    @property
+    def query_end(self) -> float: ...
+    @property
+    def original_start(self) -> float | None: ...
+    @property
+    def original_end(self) -> float | None: ...
+    @property
+    def distance(self) -> float: ...
+    @property
+    def tampered(self) -> bool: ...
+
+
+def span_json(span: Span) -> dict[str, Any]:
+    """The shape the picture's segments and the sound's windows share in the result JSON."""
+    return {
+        "query_start": rounded(span.query_start),
+        "query_end": rounded(span.query_end),
+        "original_start": None if span.original_start is None else rounded(span.original_start),
+        "original_end": None if span.original_end is None else rounded(span.original_end),
+        "distance": rounded(span.distance),
+        "tampered": span.tampered,
+    }

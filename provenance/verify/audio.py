@@ -51,6 +51,7 @@ from provenance.audio import (
     loud_frames,
     loud_level,
 )
+from provenance.verify.align import span_json
 
 AudioKind = Literal["audio_replaced", "audio_removed", "audio_inserted", "audio_offset", "audio_missing"]
 TAMPER_KINDS: frozenset[str] = frozenset({"audio_replaced", "audio_removed", "audio_inserted"})
@@ -109,12 +110,7 @@ class AudioWindow:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "query_start": _r(self.query_start),
-            "query_end": _r(self.query_end),
-            "original_start": None if self.original_start is None else _r(self.original_start),
-            "original_end": None if self.original_end is None else _r(self.original_end),
-            "distance": _r(self.distance),
-            "tampered": self.tampered,
+            **span_json(self),
             "state": self.state,
         }
 

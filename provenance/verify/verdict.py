@@ -43,7 +43,7 @@ from frames.regions import merge_ranges
 from provenance.audio import QueryAudio
 from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
-from provenance.verify.align import Alignment, align
+from provenance.verify.align import Alignment, align, span_json
 from provenance.verify.audio import AudioComparison, AudioEvent, compare_audio
 from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
 from provenance.verify.faces import SWAP_IDENTITY, FaceEvent, compare_faces
@@ -83,12 +83,7 @@ class Segment:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "query_start": _r(self.query_start),
-            "query_end": _r(self.query_end),
-            "original_start": None if self.original_start is None else _r(self.original_start),
-            "original_end": None if self.original_end is None else _r(self.original_end),
-            "distance": _r(self.distance),
-            "tampered": self.tampered,
+            **span_json(self),
             "regions": [[_r(v) for v in box] for box in self.regions],
             "other_registration_id": self.other_registration_id,
         }
