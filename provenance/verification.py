@@ -40,6 +40,7 @@ from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ClipFrames
 from provenance.verify.policy import ComparerPolicy, fingerprint_clip
+from provenance.verify.reframe import ClipPixels
 from provenance.verify.verdict import QUERY_FACE_STEP, verify_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -172,12 +173,25 @@ class Matcher:
         return fp.Fingerprint.decode(registration.fingerprint)
 
     def outcome(
-        self, query: fp.Fingerprint, clip: ClipFrames | None = None, faces: Faces | None = None
+        self,
+        query: fp.Fingerprint,
+        clip: ClipFrames | None = None,
+        faces: Faces | None = None,
+        pixels: ClipPixels | None = None,
     ) -> dict[str, Any]:
-        """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
+        """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match).
+
+        `pixels` (small copies of the clip's frames) let the reframe search look for a picture
+        inside other content and for small rotations."""
         self.drain()
         outcome = verify_fingerprint(
-            query, self.index, self._load, self.policy.factory(clip), query_faces=faces
+            query,
+            self.index,
+            self._load,
+            self.policy.factory(clip),
+            query_faces=faces,
+            pixels=pixels,
+            baseline=self.comparer if isinstance(self.comparer, PdqGridComparer) else None,
         )
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 
@@ -185,6 +199,7 @@ class Matcher:
         """Decode a clip once: fingerprint it (keeping its frames when the learned comparer may use
         them, and stills for its report) and match it."""
         stills = FrameStore()
+        pixels = ClipPixels()
         self.drain()
         # The clip's faces, compared with an original's face channel at the aligned instants: only
         # worth their cost while some registered original has one (fingerprint version 3).
@@ -194,10 +209,10 @@ class Matcher:
             self.policy,
             limits=settings.limits,
             sample_fps=settings.sample_fps,
-            sinks=[stills],
+            sinks=[stills, pixels],
             faces=faces,
         )
-        return Examined(self.outcome(query, clip, faces.faces() if faces else None), query, stills)
+        return Examined(self.outcome(query, clip, faces.faces() if faces else None, pixels), query, stills)
 
     def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
         return self.examine(path, settings).outcome
