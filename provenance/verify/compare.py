@@ -53,6 +53,7 @@ finer temporal alignment would tell apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -80,6 +81,10 @@ LOCAL_COLOUR_GAIN = CELL_THRESHOLD / LOCAL_COLOUR_LEVEL
 # footage (saturated reds of the coffee scene) benign re-encodes share chroma residuals up to
 # 9.7 between neighbours, over the 5 tuned on bikes and carphone.
 VIEW_COLOUR_LEVEL = 10.0
+# Per-pixel match reach (pixels) for a view that turned the clip back (a rotation): one
+# resampling more than any other clip (validation: a thin moving bar after a 2.8 degree turn
+# left 14.2 at reach 1).
+RESAMPLED_SLACK = 2
 # A structure change (`luma_parts`) two neighbouring cells share from which they are tampered,
 # in still areas of clips that show the original uncropped (benign variants: at most 0.18); and
 # the texture floor it is measured against.
@@ -232,22 +237,29 @@ def estimate_geometry(query: np.ndarray, original: np.ndarray, scales: Sequence[
 # this much either way (relative steps), the position everywhere.
 _PRIOR_STEPS = (0.9, 0.92, 0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06, 1.08, 1.1)
 _PRIOR_HEIGHTS = (0.97, 1.0)
+_PRIOR_ASPECTS = (0.98, 1.0, 1.02)
 # Below this scale a clip is sharper than the original's thumbnail there: it is softened to match.
 _SOFTEN_BELOW = 0.9
 
 
 def refine_geometry(query: np.ndarray, original: np.ndarray, prior: Geometry) -> Geometry:
-    """The geometry near `prior` that fits (n, 32, 32) clip thumbnails inside the original's best."""
+    """The geometry near `prior` that fits (n, 32, 32) clip thumbnails inside the original's best.
+
+    A uniform prior (a rotation undone: the zoom that hid its corners) keeps the two scales
+    together; otherwise (a vertical crop) the height is searched on its own, near full height.
+    """
     textured = [k for k in range(len(query)) if query[k].std() > _FLAT_STD and original[k].std() > _FLAT_STD]
     if not textured:
         return prior
     size = _SIDE * _UPSAMPLE
     q = [query[k] for k in textured]
     big = [cv2.resize(original[k], (size, size), interpolation=cv2.INTER_CUBIC) for k in textured]
+    uniform = math.isclose(prior.sx, prior.sy)
     best: tuple[float, Geometry] | None = None
     for fx in _PRIOR_STEPS:
-        for fy in _PRIOR_HEIGHTS:
-            sx, sy = min(1.0, prior.sx * fx), min(1.0, prior.sy * fy)
+        for fy in _PRIOR_ASPECTS if uniform else _PRIOR_HEIGHTS:
+            sx = min(1.0, prior.sx * fx)
+            sy = min(1.0, sx * fy if uniform else prior.sy * fy)
             score, geometry = _correlation(q, big, sx, sy)
             if best is None or score > best[0]:
                 best = (score, geometry)
@@ -329,6 +341,7 @@ def luma_parts(
     geometry: Geometry,
     moving: np.ndarray | None = None,
     shown: np.ndarray | None = None,
+    slack: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, Geometry]:
     """(8, 8) luma residual per cell, (8, 8) structure change per cell, and the geometry used.
 
@@ -360,7 +373,7 @@ def luma_parts(
     residual = np.abs(query - shifted) * masks  # (2L+1, 2L+1, 32, 32)
     if shown is not None:
         residual = residual * shown
-    near = slice(inner - 1, inner + 2)
+    near = slice(inner - slack, inner + slack + 1)
     strict = residual[near, near].min(axis=(0, 1))
     cells = strict.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
     blocks = residual.reshape(*residual.shape[:2], GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(3, 5))
@@ -521,11 +534,16 @@ class PdqGridComparer:
         prior: Geometry | None = None,
         shown: np.ndarray | None = None,
         colour_level: float = LOCAL_COLOUR_LEVEL,
+        structure: bool = True,
+        slack: int = 1,
     ) -> None:
         """`prior`: where the clip lies in the original when the search already knows (a vertical
         crop: the geometry is refined around it, and the clip softened to the original's detail);
         `shown`: (32, 32) 1 where the clip's frames show the clip's own content (cells mostly
-        outside it never count as changed); `colour_level`: the local colour change that counts."""
+        outside it never count as changed); `colour_level`: the local colour change that counts;
+        `structure`: whether whole-block structure changes count (not for a view made from the
+        clip's small kept frames, softer than the original's own thumbnails); `slack`: see
+        `luma_parts`."""
         self.threshold = threshold
         self.scales = tuple(scales)
         self.prior = prior
@@ -533,18 +551,34 @@ class PdqGridComparer:
         # A magnified view (a vertical crop) sees the original's cell colours spread over several of
         # its own cells: a local colour change must be as much larger to count.
         self.colour_level = colour_level
+        self.structure = structure
+        self.slack = min(slack, LOCAL_RADIUS)
         gain = CELL_THRESHOLD / colour_level
         self._colour_gain = gain * (1.0 if prior is None else min(1.0, prior.sx, prior.sy))
-        self._cells_shown = (
+        fractions = (
             None
             if self.shown is None
-            else self.shown.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3)) >= 0.5
+            else self.shown.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
         )
+        self._cells_shown = None if fractions is None else fractions >= 0.5
+        # A cell's mean colour is only the clip's where it shows (nearly) all of the cell.
+        self._chroma_shown = None if fractions is None else (fractions >= 0.7).astype(np.float32)
 
-    def with_view(self, prior: Geometry | None, shown: np.ndarray | None) -> PdqGridComparer:
-        """This comparer (threshold, scales) for a clip seen through a reframe view (see `__init__`)."""
+    def with_view(
+        self, prior: Geometry | None, shown: np.ndarray | None, *, resampled: bool = False
+    ) -> PdqGridComparer:
+        """This comparer (threshold, scales) for a clip seen through a reframe view (see `__init__`);
+        `resampled`: the view turned the clip's pixels (a rotation undone), one resampling more."""
         level = max(self.colour_level, VIEW_COLOUR_LEVEL)
-        return PdqGridComparer(self.threshold, self.scales, prior=prior, shown=shown, colour_level=level)
+        return PdqGridComparer(
+            self.threshold,
+            self.scales,
+            prior=prior,
+            shown=shown,
+            colour_level=level,
+            structure=False,
+            slack=RESAMPLED_SLACK if resampled else 1,
+        )
 
     def cell_scores(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
@@ -580,7 +614,7 @@ class PdqGridComparer:
             geometry = estimate_geometry(q_luma, o_luma[nearest], self.scales)
         # A crop or rescale resamples the 32x32 thumbnail: whole-block residuals then measure the
         # resampling (up to 0.68 of the texture on a 10% crop), not the content.
-        same_grid = geometry == IDENTITY
+        same_grid = geometry == IDENTITY and self.structure
         moving: dict[int, np.ndarray] = {}
 
         def moves(j: int) -> np.ndarray:
@@ -602,8 +636,12 @@ class PdqGridComparer:
             still = same_grid & ~near
 
             def score(j: int, around: np.ndarray | None, k: int = k, still: np.ndarray = still) -> CellParts:
-                luma, structure, moved = luma_parts(q_luma[k], o_luma[j], geometry, around, self.shown)
+                luma, structure, moved = luma_parts(
+                    q_luma[k], o_luma[j], geometry, around, self.shown, self.slack
+                )
                 chroma, refit = chroma_parts(q_chroma[k], o_chroma[j], moved)
+                if self._chroma_shown is not None:
+                    chroma, refit = chroma * self._chroma_shown, refit * self._chroma_shown
                 return CellParts(luma + CHROMA_WEIGHT * chroma, refit, np.where(still, structure, 0.0))
 
             # Most frames match their nearest sample outright; only the others pay for the rest.

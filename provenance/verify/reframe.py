@@ -55,7 +55,7 @@ from provenance.verify.compare import Geometry
 from provenance.verify.index import Candidate, FrameIndex, usable
 
 # Small copies of the clip's frames kept for views that need pixels: longest side, how many.
-PIXEL_SIDE = 192
+PIXEL_SIDE = 256
 MAX_KEPT = 480
 # Frames the inner-picture detection looks at (the first ones: 4 s at 4 fps).
 DETECT_FRAMES = 16
@@ -79,6 +79,12 @@ BOX_SCALES: tuple[tuple[float, float], ...] = tuple(
 REFINE_REACH = 4
 REFINE_ROUNDS = 3
 REFINE_FRAMES = 8
+# Before a rotation is aligned, its angle is fitted to the original this far either way, in steps.
+ANGLE_REACH = 1.0
+ANGLE_STEP = 0.25
+# A picture view's edge (thumbnail pixels) is left out of the comparison: a box a pixel off
+# carries a sliver of what surrounds the picture (a frame, a shadow, the player).
+EDGE_LEFT_OUT = 1
 
 
 class ClipPixels:
@@ -152,12 +158,22 @@ class View:
             parts.append("rotated")
         return "+".join(parts) or "plain"
 
-    def geometry(self) -> Geometry | None:
-        """The comparer's prior: where the clip's frames lie in the original's 32x32 thumbnail."""
-        if self.crop is None:
-            return None
-        offset, width = self.crop
-        return Geometry(sx=width, sy=1.0, dx=offset * thumbs.SIDE, dy=0.0)
+    def geometry(self, aspect: float) -> Geometry | None:
+        """The comparer's prior: where the clip's frames lie in the original's 32x32 thumbnail.
+
+        A crop lies where the strip search put it; a rotation turned back shows the original's
+        centre at the zoom that hides a turn's corners in a frame of `aspect` (width / height),
+        the usual way a picture is straightened (a framed rotation's bars are stripped, and the
+        comparer's search reaches full scale from there)."""
+        if self.crop is not None:
+            offset, width = self.crop
+            return Geometry(sx=width, sy=1.0, dx=offset * thumbs.SIDE, dy=0.0)
+        if self.degrees and self.box is None:
+            a = math.radians(abs(self.degrees))
+            scale = 1.0 / (math.cos(a) + math.sin(a) * max(aspect, 1.0 / aspect))
+            margin = (1.0 - scale) * thumbs.SIDE / 2
+            return Geometry(sx=scale, sy=scale, dx=margin, dy=margin)
+        return None
 
     def frames(
         self, query: Fingerprint, pixels: ClipPixels | None, only: Sequence[int] | None = None
@@ -168,6 +184,10 @@ class View:
             picked = source if only is None else [source[k] for k in only]
             return mirrored_frames(picked) if self.mirrored else picked
         assert pixels is not None
+        return self.pixel_frames(pixels, only)
+
+    def pixel_frames(self, pixels: ClipPixels, only: Sequence[int] | None = None) -> list[FrameHash]:
+        """The frames of a view made from the clip's kept pixels (a picture, a rotation)."""
         indexes = range(len(pixels)) if only is None else only
         return [self._describe(pixels.times[k], pixels.frames[k]) for k in indexes]
 
@@ -194,7 +214,11 @@ class View:
 
     def mask(self, pixels: ClipPixels | None) -> npt.NDArray[np.float32] | None:
         """(32, 32) 1 where the view's thumbnail shows the clip, 0 where a rotation brought in
-        corners the clip does not have (None: it shows the clip everywhere)."""
+        corners the clip does not have, or on a picture's edge (None: the clip everywhere)."""
+        if self.box is not None and not self.degrees:
+            edge = np.zeros((thumbs.SIDE, thumbs.SIDE), dtype=np.float32)
+            edge[EDGE_LEFT_OUT:-EDGE_LEFT_OUT, EDGE_LEFT_OUT:-EDGE_LEFT_OUT] = 1
+            return edge
         if not self.degrees or pixels is None or not len(pixels):
             return None
         frame = self._pixels(pixels.frames[0])
@@ -311,13 +335,13 @@ def refine_box(
     pixels: ClipPixels, view: View, original: Fingerprint, matches: dict[int, tuple[int, ...]]
 ) -> Box:
     """The box of a picture view moved, side by side, to where the cut-out looks most like the
-    original's matched frames (summed normalised correlation of 32x32 grey thumbnails)."""
+    original (summed normalised correlation of 32x32 grey thumbnails with the original frames
+    matched to each clip frame and their neighbours: a match may be a sample early or late)."""
     assert view.box is not None
-    pairs = [(q, found[0]) for q, found in sorted(matches.items()) if found][:REFINE_FRAMES]
-    if not pairs:
+    targets = _targets(original, matches)
+    if not targets:
         return view.box
-    greys = [cv2.cvtColor(pixels.frames[q], cv2.COLOR_RGB2GRAY).astype(np.float32) for q, _ in pairs]
-    targets = thumbs.luma_thumbnails([original.frames[o] for _, o in pairs])
+    greys = [cv2.cvtColor(pixels.frames[q], cv2.COLOR_RGB2GRAY).astype(np.float32) for q, _ in targets]
     height, width = greys[0].shape
     x, y, w, h = view.box
     sides = [round(x * width), round(y * height), round((x + w) * width), round((y + h) * height)]
@@ -327,12 +351,9 @@ def refine_box(
         if x1 - x0 < 8 or y1 - y0 < 8 or x0 < 0 or y0 < 0 or x1 > width or y1 > height:
             return -math.inf
         total = 0.0
-        for grey, target in zip(greys, targets, strict=True):
+        for grey, (_, near) in zip(greys, targets, strict=True):
             cut = cv2.resize(grey[y0:y1, x0:x1], (thumbs.SIDE, thumbs.SIDE), interpolation=cv2.INTER_AREA)
-            if view.mirrored:
-                cut = cut[:, ::-1]
-            a, b = cut - cut.mean(), target - target.mean()
-            total += float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
+            total += _likeness(cut[:, ::-1] if view.mirrored else cut, near)
         return total
 
     best = fit(sides)
@@ -351,6 +372,53 @@ def refine_box(
             break
     x0, y0, x1, y1 = sides
     return (x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height)
+
+
+def _targets(original: Fingerprint, matches: dict[int, tuple[int, ...]]) -> list[tuple[int, np.ndarray]]:
+    """Per matched clip frame (up to `REFINE_FRAMES`): the original's normalised thumbnails of the
+    matched frame and its neighbours (a match may be a sample early or late)."""
+    pairs = [(q, found[0]) for q, found in sorted(matches.items()) if found][:REFINE_FRAMES]
+    everything = thumbs.luma_thumbnails(original.frames)
+    out = []
+    for q, o in pairs:
+        near = everything[max(0, o - 1) : o + 2]
+        near = near - near.mean(axis=(1, 2), keepdims=True)
+        out.append((q, near / (np.sqrt((near * near).sum(axis=(1, 2), keepdims=True)) + 1e-6)))
+    return out
+
+
+def _likeness(thumb: np.ndarray, near: np.ndarray) -> float:
+    """Best normalised correlation of a 32x32 thumbnail with any of `near`."""
+    a = thumb - thumb.mean()
+    a = a / (np.sqrt((a * a).sum()) + 1e-6)
+    return float((near * a).sum(axis=(1, 2)).max())
+
+
+def refine_angle(
+    pixels: ClipPixels, view: View, original: Fingerprint, matches: dict[int, tuple[int, ...]]
+) -> float:
+    """The turn of a rotated view, within `ANGLE_REACH` degrees, whose frames' centre hashes come
+    closest to the matched original frames' (at the best crop scale: a rotation is often zoomed
+    so that no corner shows, and the centre hash is what survives both the zoom and the corners)."""
+    pairs = [(q, found) for q, found in sorted(matches.items()) if found][:REFINE_FRAMES]
+    if not pairs:
+        return view.degrees
+    originals = thumbs.centre_hashes([original.frames[o] for _, found in pairs for o in found[:1]])
+
+    def distance(degrees: float) -> float:
+        frames = replace(view, degrees=degrees).pixel_frames(pixels, [q for q, _ in pairs])
+        luma = thumbs.luma_thumbnails(frames)
+        best = np.full(len(pairs), np.inf)
+        for scale in thumbs.QUERY_SCALES:
+            codes = thumbs.centre_hashes_of(luma, scale)
+            best = np.minimum(best, np.diag(thumbs.hamming_matrix(codes, originals)))
+        return float(best.mean())
+
+    # Coarse to fine: every other step first, then the steps either side of the best.
+    steps = round(ANGLE_REACH / ANGLE_STEP)
+    coarse = [view.degrees + k * ANGLE_STEP for k in range(-steps, steps + 1, 2)]
+    best = min(coarse, key=distance)
+    return min([best - ANGLE_STEP, best, best + ANGLE_STEP], key=distance)
 
 
 def _probe(count: int) -> list[int]:
@@ -407,14 +475,24 @@ def search(
             continue
         tried.add((candidate.registration_id, view))
         original = load(candidate.registration_id)
-        if view.box is not None and pixels is not None:
-            view = replace(view, box=refine_box(pixels, view, original, candidate.matches))
-        seen = seen_as(query, view.frames(query, pixels))
-        if view.crop is not None:
-            distances = crop_distances(seen, original, view.crop)
-            alignment = align(seen, original, distances=distances)
-        else:
-            alignment = align(seen, original, scale=candidate.scale)
+        matches = candidate.matches
+        # A box is fitted twice (to the probe's matches, then to the alignment's pairs).
+        rounds = 2 if view.box is not None and pixels is not None else 1
+        alignment: Alignment | None = None
+        for _ in range(rounds):
+            if view.box is not None and pixels is not None:
+                view = replace(view, box=refine_box(pixels, view, original, matches))
+            elif view.degrees and pixels is not None:
+                view = replace(view, degrees=refine_angle(pixels, view, original, matches))
+            seen = seen_as(query, view.frames(query, pixels))
+            if view.crop is not None:
+                alignment = align(seen, original, distances=crop_distances(seen, original, view.crop))
+            else:
+                alignment = align(seen, original, scale=candidate.scale)
+            if alignment is None:
+                break
+            # The second round fits the box to the frames the alignment pairs.
+            matches = {p.query_index: (p.original_index,) for p in alignment.chain}
         if alignment is not None and (best is None or alignment.score > best.alignment.score):
             best = Found(candidate.registration_id, original, alignment, view, seen)
     return best

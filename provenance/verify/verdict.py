@@ -224,7 +224,9 @@ def verify_fingerprint(
     if not view.plain:
         base = baseline or PdqGridComparer()
         chosen = Chosen(
-            base.with_view(view.geometry(), view.mask(pixels)),
+            base.with_view(
+                view.geometry(query.width / query.height), view.mask(pixels), resampled=bool(view.degrees)
+            ),
             f"{view.name} copy: compared by the frame comparer on the view of the original it shows",
         )
     elif isinstance(comparer, Comparer):
