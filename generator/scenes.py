@@ -28,6 +28,7 @@ PHOTOS = {
     "rocket": "rocket.jpg",
     "astronaut": "astronaut.png",
     "hubble": "hubble_deep_field.jpg",
+    "ihc": "ihc.png",
 }
 
 

@@ -779,7 +779,9 @@ def print_reposts(report: dict[str, Any]) -> None:
             f" {pct(overall['reposts_authentic_right_original'])}"
             f" (n={overall['reposts_n']}), tampers detected {pct(overall['tampers_detected'])}"
             f" (n={overall['tampers_n']}), FP on benign {pct(overall['benign_false_positive_rate'])}"
-            f" (n={overall['benign_n']}), {overall['seconds_mean']:.2f} s per verification",
+            f" (n={overall['benign_n']}), unregistered footage matched"
+            f" {pct(overall['unregistered_false_match_rate'])}"
+            f" (n={overall['unregistered_n']}), {overall['seconds_mean']:.2f} s per verification",
             markup=False,
         )
         for name, row in body["forms"].items():

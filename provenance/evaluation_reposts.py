@@ -12,6 +12,9 @@ runs) and writes per split and form:
   the form calls for (`reframed`, `mirrored`);
 - tampers: the share judged `tampered` with the right original;
 - benign copies (controls and reposts): the false-positive rate (judged `tampered`);
+- copies of footage that is *not* registered (`UNREGISTERED_FORMS` of one source per split): the
+  false-match rate (anything but `unknown`: the views must not find an original that is not
+  there);
 - seconds per verification (mean, and per form).
 
 Sources are split by footage, never by form: `validation` is what thresholds and strategies were
@@ -45,6 +48,8 @@ SPLITS: tuple[Split, ...] = ("validation", "heldout")
 # Real clips longer than this are cut to it: the forms, not the length, are under test.
 MAX_SECONDS = 6.0
 CONTROLS = ("reencode", "crop")
+# Forms made of the unregistered sources: each must come back `unknown`.
+UNREGISTERED_FORMS = ("reencode", "crop_offcentre", "fill_blurred", "screen_recording", "rotate", "mirror")
 TAMPERS = ("paste_region", "replace_range", *catalogue.REPOSTED_TAMPERS)
 # The note a repost form calls for in the findings, when it is found.
 NOTES = {
@@ -69,6 +74,7 @@ class Source:
     name: str
     split: Split
     real: bool
+    registered: bool = True
 
     def path(self, footage: Path) -> Path:
         """The clip (made or cut on first use under `footage`)."""
@@ -96,6 +102,8 @@ SOURCES: tuple[Source, ...] = (
     Source("scene-chelsea", "heldout", real=False),
     Source("scene-rocket", "heldout", real=False),
     Source("scene-astronaut", "heldout", real=False),
+    Source("scene-hubble", "validation", real=False, registered=False),
+    Source("scene-ihc", "heldout", real=False, registered=False),
 )
 
 
@@ -111,9 +119,10 @@ def seed_of(source: Source) -> int:
 
 
 def score(
-    kind: str, name: str, truth: catalogue.Truth, result: dict[str, Any], registration_id: str
+    kind: str, name: str, truth: catalogue.Truth, result: dict[str, Any], registration_id: str | None
 ) -> dict[str, Any]:
-    """One verification's row: what it said and whether that is right for this copy."""
+    """One verification's row: what it said and whether that is right for this copy (a copy of
+    unregistered footage, `registration_id` None, is right only when `unknown`)."""
     match = result.get("match") or {}
     right = match.get("registration_id") == registration_id
     verdict = result.get("verdict")
@@ -125,7 +134,9 @@ def score(
         "findings": kinds,
         "transform": getattr(truth, "transform", None) or getattr(truth, "kind", ""),
     }
-    if kind == "tamper":
+    if registration_id is None:
+        row["correct"] = verdict == "unknown"
+    elif kind == "tamper":
         row["correct"] = verdict == "tampered" and right
     else:
         row["correct"] = verdict == "authentic" and right
@@ -147,8 +158,14 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not mine:
             continue
         forms: dict[str, Any] = {}
-        for name in dict.fromkeys(r["form"] for r in mine):
-            group = [r for r in mine if r["form"] == name]
+        for name in dict.fromkeys(
+            r["form"] if r["group"] != "unregistered" else f"unregistered {r['form']}" for r in mine
+        ):
+            group = [
+                r
+                for r in mine
+                if (r["form"] if r["group"] != "unregistered" else f"unregistered {r['form']}") == name
+            ]
             entry: dict[str, Any] = {
                 "group": group[0]["group"],
                 "n": len(group),
@@ -164,6 +181,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 entry["noted_rate"] = _rate(noted, lambda r: r["noted"])
             forms[name] = entry
         reposts = [r for r in mine if r["group"] == "repost"]
+        foreign = [r for r in mine if r["group"] == "unregistered"]
         benign = [r for r in mine if r["group"] in ("repost", "control")]
         tampered = [r for r in mine if r["group"] == "tamper"]
         out[split] = {
@@ -176,6 +194,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "tampers_detected": _rate(tampered, lambda r: r["correct"]),
                 "benign_n": len(benign),
                 "benign_false_positive_rate": _rate(benign, lambda r: r["verdict"] == "tampered"),
+                "unregistered_n": len(foreign),
+                "unregistered_false_match_rate": _rate(foreign, lambda r: r["verdict"] != "unknown"),
                 "seconds_mean": round(sum(r["seconds"] for r in mine) / len(mine), 3),
             },
         }
@@ -201,21 +221,24 @@ def run(
     footage = settings.data_dir / "eval" / "footage"
     key = evaluator.device_key()
     client_id = evaluator.client_id()
-    # Every source is registered, whatever the split run: the others are the distractors.
+    # Every registered source is registered, whatever the split run: the others are distractors.
     paths = {s.name: s.path(footage) for s in SOURCES}
-    registrations = {s.name: evaluator.registration_for(paths[s.name], key) for s in SOURCES}
+    registrations: dict[str, str | None] = {
+        s.name: evaluator.registration_for(paths[s.name], key) if s.registered else None for s in SOURCES
+    }
     service.matcher.drain()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=settings.data_dir) as tmp:
         for source in (s for s in SOURCES if s.split in splits):
             src = paths[source.name]
-            others = [s for s in SOURCES if s.name != source.name]
+            others = [s for s in SOURCES if s.name != source.name and s.registered]
             other = paths[others[seed_of(source) % len(others)].name]
             duration = fp.compute_fingerprint(src, limits=settings.limits, sample_fps=1.0).duration
             at = where(duration)
             at = catalogue.Where(at.clip, at.start, at.duration, at.box, seed=seed_of(source))
-            for attack in chosen:
+            todo = chosen if source.registered else [a for a in chosen if a.name in UNREGISTERED_FORMS]
+            for attack in todo:
                 out = Path(tmp) / f"{attack.name}-{source.name}.mp4"
                 try:
                     truth = attack.make(src, other, out, at)
@@ -236,7 +259,7 @@ def run(
                     source=source.name,
                     split=source.split,
                     form=attack.name,
-                    group=groups[attack.name],
+                    group=groups[attack.name] if source.registered else "unregistered",
                     seconds=round(seconds, 3),
                 )
                 rows.append(row)
@@ -251,6 +274,7 @@ def run(
     report = {
         "schema": "provenance.eval.reposts/v1",
         "comparer_mode": settings.comparer,
+        "reframes": settings.reframes,
         "seconds": round(time.monotonic() - started, 1),
         "splits": summarise(rows),
         "samples": rows,

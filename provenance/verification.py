@@ -178,6 +178,7 @@ class Matcher:
         clip: ClipFrames | None = None,
         faces: Faces | None = None,
         pixels: ClipPixels | None = None,
+        reframes: bool = True,
     ) -> dict[str, Any]:
         """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match).
 
@@ -191,6 +192,7 @@ class Matcher:
             self.policy.factory(clip),
             query_faces=faces,
             pixels=pixels,
+            reframes=reframes,
             baseline=self.comparer if isinstance(self.comparer, PdqGridComparer) else None,
         )
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
@@ -199,7 +201,7 @@ class Matcher:
         """Decode a clip once: fingerprint it (keeping its frames when the learned comparer may use
         them, and stills for its report) and match it."""
         stills = FrameStore()
-        pixels = ClipPixels()
+        pixels = ClipPixels() if settings.reframes else None
         self.drain()
         # The clip's faces, compared with an original's face channel at the aligned instants: only
         # worth their cost while some registered original has one (fingerprint version 3).
@@ -209,10 +211,11 @@ class Matcher:
             self.policy,
             limits=settings.limits,
             sample_fps=settings.sample_fps,
-            sinks=[stills, pixels],
+            sinks=[stills] if pixels is None else [stills, pixels],
             faces=faces,
         )
-        return Examined(self.outcome(query, clip, faces.faces() if faces else None, pixels), query, stills)
+        outcome = self.outcome(query, clip, faces.faces() if faces else None, pixels, settings.reframes)
+        return Examined(outcome, query, stills)
 
     def outcome_of_file(self, path: Path, settings: Settings) -> dict[str, Any]:
         return self.examine(path, settings).outcome
