@@ -441,10 +441,10 @@ def chroma_parts(
     rx = max(1, round(1.0 / min(1.0, geometry.sx)))
     ry = max(1, round(1.0 / min(1.0, geometry.sy)))
     margin = max(rx, ry)
-    # On a grid of thirds of a cell, pixel 3c+1 is the centre of cell c (+margin).
+    # On a grid of thirds of a cell, pixel 3c+1 is the centre of cell c (+margin on each side).
     warped = warp(original, geometry, fine, margin=margin)
-    ys = [margin + dy for dy in range(-ry, ry + 1)]
-    xs = [margin + dx for dx in range(-rx, rx + 1)]
+    ys = [margin + 1 + dy for dy in range(-ry, ry + 1)]
+    xs = [margin + 1 + dx for dx in range(-rx, rx + 1)]
     options = np.stack([warped[y : y + fine : 3, x : x + fine : 3] for y in ys for x in xs])
     centre = ry * len(xs) + rx
     first = _chroma_outside(query, options, np.ones((GRID_ROWS, GRID_COLS), dtype=bool), centre)
