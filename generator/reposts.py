@@ -146,11 +146,14 @@ class _Player:
         cv2.rectangle(canvas, (self.width // 3, 4), (2 * self.width // 3, bar), (90, 90, 90), 1)
         cv2.putText(canvas, "Search", (self.width // 3 + 6, bar - 4), font, small, (120, 120, 120), 1)
         # Controls under the picture: progress (advancing), play button, clock.
-        line = min(self.height - 6, y1 + 8)
-        done = x0 + round((x1 - x0) * min(1.0, t / max(duration, 1e-6)))
-        cv2.line(canvas, (x0, line), (x1, line), (110, 110, 110), 3)
-        cv2.line(canvas, (x0, line), (done, line), self.accent, 3)
-        cv2.circle(canvas, (done, line), 5, self.accent, -1)
+        # Drawn under the picture, never over it: controls laid over the picture are an overlay,
+        # another repost form (the overlay findings), not this one.
+        line = y1 + 8
+        if line + 6 < self.height:
+            done = x0 + round((x1 - x0) * min(1.0, t / max(duration, 1e-6)))
+            cv2.line(canvas, (x0, line), (x1, line), (110, 110, 110), 3)
+            cv2.line(canvas, (x0, line), (done, line), self.accent, 3)
+            cv2.circle(canvas, (done, line), 5, self.accent, -1)
         clock = f"{int(t) // 60}:{int(t) % 60:02d} / {int(duration) // 60}:{int(duration) % 60:02d}"
         if line + 18 < self.height:
             cv2.putText(canvas, clock, (x0 + 28, line + 16), font, small, ink, 1)
@@ -171,10 +174,26 @@ class _Player:
                 word = self.words[(row + int(t)) % len(self.words)]
                 text = (left + step + 6, top + step // 2)
                 cv2.putText(canvas, f"{word} {row + int(t)}", text, font, small, ink, 1)
-        # The cursor wanders over the window, the picture included.
+        # The cursor wanders over the window's chrome (over the picture it would be an overlay).
         a, b, c, d = self.path
         cx = int(self.width * (0.5 + 0.4 * math.sin(0.7 * t + a) * math.cos(0.3 * t + b)))
         cy = int(self.height * (0.5 + 0.4 * math.sin(0.5 * t + c + d)))
+        if x0 - 14 <= cx <= x1 + 2 and y0 - 21 <= cy <= y1 + 2:
+            gaps = {
+                "left": x0 - 16,
+                "right": self.width - x1 - 16,
+                "top": y0 - 22,
+                "bottom": self.height - y1 - 22,
+            }
+            side = max(gaps, key=lambda k: gaps[k])
+            if side == "left":
+                cx = max(0, x0 - 16)
+            elif side == "right":
+                cx = min(self.width - 12, x1 + 4)
+            elif side == "top":
+                cy = max(0, y0 - 22)
+            else:
+                cy = min(self.height - 20, y1 + 4)
         arrow = np.array(
             [
                 [cx, cy],

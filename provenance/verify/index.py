@@ -38,7 +38,7 @@ import itertools
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import faiss
@@ -88,6 +88,8 @@ class Candidate:
     # For a strip (vertical crop) match: (offset, width) of the original the clip shows, as
     # fractions of its width.
     crop: tuple[float, float] | None = None
+    # For a window match (`search_windows`): the window of the clip's frames that shows the original.
+    window: tuple[float, float, float, float] | None = None
 
 
 def usable(frame: FrameHash) -> bool:
@@ -603,6 +605,34 @@ class FrameIndex:
             )
         found.sort(key=lambda c: (-c.matched_query_frames, c.mean_distance))
         return found[:limit]
+
+    def search_windows(
+        self,
+        frames: Sequence[FrameHash],
+        frame_indexes: Sequence[int],
+        windows: Sequence[tuple[float, float, float, float]],
+        *,
+        max_distance: int = MATCH_DISTANCE,
+        limit: int = 2,
+    ) -> list[Candidate]:
+        """Registrations whose centre hashes a window of the frames matches (`thumbs.window_hashes_of`);
+        each candidate's `window` is the one most of its hits came through."""
+        if self._centre is None or not windows:
+            return []
+        keep = [k for k, frame in enumerate(frames) if usable(frame)]
+        if not keep:
+            return []
+        luma = thumbs.luma_thumbnails([frames[k] for k in keep])
+        numbers = np.asarray([frame_indexes[k] for k in keep], dtype=np.int64)
+        codes = thumbs.window_hashes_of(luma, windows)
+        rows, distances, ids = self._centre.search(codes, max_distance)
+        owners = self._centre.owners.view()[ids]
+        originals = self._centre.frames.view()[ids]
+        variant = (rows // len(keep)).astype(np.float64)
+        hits = _Hits(numbers[rows % len(keep)], distances, owners, originals, variant)
+        return [
+            replace(c, scale=1.0, window=windows[int(c.scale)]) for c in hits.candidates(self._ids, limit)
+        ]
 
     def _centre_hits(
         self,

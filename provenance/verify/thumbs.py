@@ -97,6 +97,32 @@ def centre_hashes_of(thumbs: np.ndarray, scale: float = 1.0, scale_y: float | No
     return np.packbits(coeffs > median, axis=1)
 
 
+@lru_cache(maxsize=4096)
+def _window_matrix(start: float, width: float) -> npt.NDArray[np.float32]:
+    """(16, SIDE): resample [start, start + width] (fractions) to full size, then the 16 lowest DCT rows."""
+    k = np.arange(_HASH_SIDE)[:, None]
+    x = np.arange(SIDE)[None, :]
+    dct = np.cos(np.pi * (2 * x + 1) * k / (2 * SIDE))
+    matrix: npt.NDArray[np.float32] = (dct @ _resample(start, width)).astype(np.float32)
+    return matrix
+
+
+def window_hashes_of(thumbs: np.ndarray, windows: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
+    """(frames * windows, 32) uint8, window-major: the centre hash a thumbnail would have if it
+    showed only `window` (normalised [x, y, w, h] of it) — the window taken for the whole original.
+
+    A picture cut out of other content with a margin of a few percent on some sides finds the
+    original again through the window that leaves the margin out.
+    """
+    out = []
+    for x, y, w, h in windows:
+        columns = _window_matrix(round(x + w * (1 - CENTRE_FRACTION) / 2, 6), round(w * CENTRE_FRACTION, 6))
+        rows = _window_matrix(round(y + h * (1 - CENTRE_FRACTION) / 2, 6), round(h * CENTRE_FRACTION, 6))
+        coeffs = (rows @ thumbs @ columns.T).reshape(len(thumbs), -1)
+        out.append(np.packbits(coeffs > np.median(coeffs, axis=1, keepdims=True), axis=1))
+    return np.concatenate(out) if out else np.zeros((0, 32), dtype=np.uint8)
+
+
 def centre_hashes(frames: Sequence[FrameHash], scale: float = 1.0) -> np.ndarray:
     """(frames, 32) uint8 centre hashes of frames (see the module docstring)."""
     return centre_hashes_of(luma_thumbnails(frames), scale)
