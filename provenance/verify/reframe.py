@@ -460,8 +460,9 @@ def search(
 ) -> Found | None:
     """The best alignment of some view of the clip along a registered original (see the docstring)."""
     found: list[tuple[View, Candidate]] = []
-    usable_frames = [k for k, f in enumerate(query.frames) if usable(f)]
-    if not usable_frames:
+    # Frames flat as a whole (a small dark picture in a dark fill) leave only the pixel views.
+    whole_frames = any(usable(f) for f in query.frames)
+    if not whole_frames and (pixels is None or len(pixels) < 3):
         return None
 
     def strong() -> bool:
@@ -486,11 +487,12 @@ def search(
                     (replace(view, box=_within(wide.box, candidate.window, view.mirrored)), candidate)
                 )
 
-    probe(View(mirrored=True))
-    for mirrored in (False, True):
-        for candidate in index.search_crops(query.frames, mirrored=mirrored, limit=2):
-            if candidate.crop is not None and candidate.matched_query_frames >= MIN_PROBE_MATCHES:
-                found.append((View(mirrored=mirrored, crop=candidate.crop), candidate))
+    if whole_frames:
+        probe(View(mirrored=True))
+        for mirrored in (False, True):
+            for candidate in index.search_crops(query.frames, mirrored=mirrored, limit=2):
+                if candidate.crop is not None and candidate.matched_query_frames >= MIN_PROBE_MATCHES:
+                    found.append((View(mirrored=mirrored, crop=candidate.crop), candidate))
     if not strong() and pixels is not None and len(pixels) >= 3:
         for inner in inner_boxes(pixels.frames[:DETECT_FRAMES]):
             for mirrored in (False, True):

@@ -198,11 +198,12 @@ def verify_fingerprint(
     `mirrored`).
     """
     good = sum(usable(f) for f in query.frames)
-    if good == 0:
+    if good == 0 and not (reframes and pixels is not None):
         # Nothing but flat frames: no hash says anything, so no claim either way.
         return Outcome("unknown", 0.2)
     best: tuple[str, Fingerprint, Alignment] | None = None
-    for candidate in index.search(query, limit=CANDIDATES_ALIGNED):
+    # (A frame flat as a whole may still hold a picture: a small dark one inside a dark fill.)
+    for candidate in index.search(query, limit=CANDIDATES_ALIGNED) if good else ():
         original = load(candidate.registration_id)
         alignment = align(query, original, scale=candidate.scale)
         if alignment is not None and (best is None or alignment.score > best[2].score):
@@ -217,7 +218,9 @@ def verify_fingerprint(
         ):
             best = (found.registration_id, found.original, found.alignment)
             view, seen = found.view, found.query
-    if best is None or best[2].matched_frames < min(MIN_MATCHED_FRAMES, good):
+    if best is None or best[2].matched_frames < min(MIN_MATCHED_FRAMES, max(good, 1)):
+        if good == 0:
+            return Outcome("unknown", 0.2)
         weak = best is not None
         return Outcome("unknown", _unknown_confidence(good, weak))
     registration_id, original, alignment = best
