@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python -m bench.anchoring
 	$(BIN)/python -m bench.index --sizes 10000,100000
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.reframe
 	$(BIN)/python -m bench.anchoring --apis 2
 	$(BIN)/python -m bench.load
 

@@ -86,6 +86,16 @@ def describe(rgb: np.ndarray) -> Descriptor:
     return Descriptor(pdq=pdq, quality=int(quality), grid=grid)
 
 
+def mirror_grid(grid: bytes) -> bytes:
+    """The grid of the same frame mirrored left to right (exact: cells and their thumbnails flipped)."""
+    if len(grid) != GRID_BYTES:
+        raise ValueError(f"a grid has {GRID_BYTES} bytes, not {len(grid)}")
+    cells = np.frombuffer(grid, dtype=np.uint8).reshape(GRID_ROWS, GRID_COLS, CELL_BYTES)[:, ::-1].copy()
+    shapes = cells[:, :, : THUMB * THUMB].reshape(GRID_ROWS, GRID_COLS, THUMB, THUMB)[:, :, :, ::-1]
+    cells[:, :, : THUMB * THUMB] = shapes.reshape(GRID_ROWS, GRID_COLS, THUMB * THUMB)
+    return cells.tobytes()
+
+
 def _block_means(plane: np.ndarray, rows: int, cols: int) -> npt.NDArray[np.float32]:
     """Exact area average of a plane whose size is a multiple of (rows, cols)."""
     height, width = plane.shape

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from generator import tampers, variants
+from generator import reposts, tampers, variants
 
 Kind = Literal["tamper", "benign"]
 Truth = tampers.TamperTruth | variants.VariantTruth
@@ -31,6 +31,8 @@ class Where:
     start: float
     duration: float
     box: tampers.Box = (0.3, 0.3, 0.3, 0.35)
+    # Draws a repost's parameters (`generator.reposts.form`): one seed per original.
+    seed: int = 0
 
 
 # (original, another original for foreign frames, output, where) -> the truth of the output.
@@ -104,6 +106,43 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("colour", "benign", lambda s, o, d, w: variants.colour(s, d)),
     Attack("subclip", "benign", lambda s, o, d, w: variants.subclip(s, d, w.clip / 4, 3 * w.clip / 4)),
     Attack("change_fps", "benign", lambda s, o, d, w: variants.change_fps(s, d, 15.0)),
+)
+
+
+def _repost(name: str) -> Make:
+    return lambda s, o, d, w: reposts.make(name, s, o, d, w.seed)
+
+
+def _reposted_paste(name: str) -> Make:
+    """A pasted patch, then reposted as form `name`; the patch lies inside what the repost shows."""
+
+    def make(src: Path, other: Path, dst: Path, at: Where) -> Truth:
+        reframe = reposts.form(name, at.seed, reposts.aspect_of(src))
+        x, _, width, _ = reframe.window
+        box = (x + 0.3 * width, 0.3, 0.4 * width, 0.35) if width < 1 else at.box
+        return reposts.reposted_tamper(
+            lambda edited: tampers.paste_region(src, edited, at.start, at.duration, box=box),
+            src,
+            dst,
+            reframe,
+            other,
+        )
+
+    return make
+
+
+# The repost forms (`generator.reposts.FORMS`): benign, each must be found and called authentic.
+REPOSTS: tuple[str, ...] = reposts.FORMS
+# Real edits inside reposted copies: still tampered.
+REPOSTED_TAMPERS: tuple[str, ...] = ("crop_centre_paste", "mirror_paste", "fill_blurred_paste")
+
+ATTACKS = (
+    *ATTACKS,
+    *(Attack(name, "benign", _repost(name)) for name in REPOSTS),
+    *(
+        Attack(name, "tamper", _reposted_paste(name.removesuffix("_paste")), "paste")
+        for name in REPOSTED_TAMPERS
+    ),
 )
 
 _BY_NAME = {a.name: a for a in ATTACKS}

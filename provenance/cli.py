@@ -839,6 +839,73 @@ def eval_run(
     emit(body, as_json, lambda: print_evaluation(body))
 
 
+@eval_app.command("reposts")
+def eval_reposts(
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="validation or heldout (default: both)")
+    ] = None,
+    form: Annotated[
+        list[str] | None, typer.Option("--form", help="only these forms (catalogue names)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Repost forms of several footage sources (crops, fills, screen recordings, rotations, mirrors),
+    controls and tampers through the verifier; per split and form, writes DATA_DIR/eval/reposts.json.
+
+    Runs in this process on the data directory (PROVENANCE_DATA_DIR), like `eval run`."""
+    from provenance import evaluation_reposts as reposts
+    from provenance.service import open_service
+
+    splits = tuple(split or reposts.SPLITS)
+    unknown = [s for s in splits if s not in reposts.SPLITS]
+    if unknown:
+        fail(f"no split called {unknown[0]} (validation, heldout)", 2)
+    settings = get_settings()
+    private_data_dir(settings.data_dir)
+    service = open_service(settings)
+    service.matcher.rebuild()
+    with one_line_errors():
+        try:
+            report = reposts.run(
+                service,
+                splits=[s for s in reposts.SPLITS if s in splits],
+                forms=form or None,
+                progress=None if as_json else lambda line: err.print(line, markup=False, highlight=False),
+            )
+        except KeyError as exc:
+            fail(str(exc.args[0]), 2)
+    service.engine.dispose()
+    emit(report, as_json, lambda: print_reposts(report))
+
+
+def print_reposts(report: dict[str, Any]) -> None:
+    def pct(value: float | None) -> str:
+        return "   —" if value is None else f"{100 * value:3.0f}%"
+
+    for split, body in report["splits"].items():
+        overall = body["overall"]
+        out.print(
+            f"{split}: reposts authentic with the right original"
+            f" {pct(overall['reposts_authentic_right_original'])}"
+            f" (n={overall['reposts_n']}), tampers detected {pct(overall['tampers_detected'])}"
+            f" (n={overall['tampers_n']}), FP on benign {pct(overall['benign_false_positive_rate'])}"
+            f" (n={overall['benign_n']}), unregistered footage matched"
+            f" {pct(overall['unregistered_false_match_rate'])}"
+            f" (n={overall['unregistered_n']}), {overall['seconds_mean']:.2f} s per verification",
+            markup=False,
+        )
+        for name, row in body["forms"].items():
+            noted = f"  noted {pct(row['noted_rate'])}" if "noted_rate" in row else ""
+            out.print(
+                f"  {row['group']:7} {name:20} right {pct(row['correct_rate'])}"
+                f"  authentic {pct(row['authentic_rate'])}"
+                f"  tampered {pct(row['tampered_rate'])}  unknown {pct(row['unknown_rate'])}{noted}"
+                f"  {row['seconds_mean']:.2f} s  (n={row['n']})",
+                markup=False,
+            )
+    out.print(f"written to {report['path']}", markup=False)
+
+
 def print_evaluation(body: dict[str, Any]) -> None:
     out.print(
         f"evaluation {body['id']} (comparer {body['comparer']}, generator {body['generator']})", markup=False

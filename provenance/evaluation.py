@@ -261,7 +261,7 @@ class Evaluator:
 
     # --- identity used for the evaluation's registrations and verifications ---
 
-    def _device_key(self) -> Any:
+    def device_key(self) -> Any:
         directory = self.settings.data_dir / "eval"
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "device.key"
@@ -272,14 +272,14 @@ class Evaluator:
                 devices.enroll_device(session, "evaluation camera", base64.b64encode(raw).decode())
         return key
 
-    def _client_id(self) -> str:
+    def client_id(self) -> str:
         with session_scope(self.engine) as session:
             client = session.exec(select(ApiClient).where(ApiClient.name == "continuous evaluation")).first()
             if client is None:
                 client, _ = clients.create_client(session, "continuous evaluation", Scope.factchecker)
             return client.id
 
-    def _registration_for(self, original: Path, key: Any) -> str:
+    def registration_for(self, original: Path, key: Any) -> str:
         digest = hashlib.sha256(original.read_bytes()).hexdigest()
         with session_scope(self.engine) as session:
             existing = session.exec(select(Registration).where(Registration.content_sha256 == digest)).first()
@@ -350,9 +350,9 @@ class Evaluator:
     def _measure(
         self, originals: list[Path], chosen: list[Attack], progress: Callable[[str], None] | None
     ) -> dict[str, Any]:
-        key = self._device_key()
-        client_id = self._client_id()
-        registrations = [self._registration_for(o, key) for o in originals]
+        key = self.device_key()
+        client_id = self.client_id()
+        registrations = [self.registration_for(o, key) for o in originals]
         samples: dict[str, list[dict[str, float]]] = {a.name: [] for a in chosen}
         skipped: dict[str, list[str]] = {}
         comparers: dict[str, int] = {}

@@ -41,6 +41,7 @@ from provenance.verify.compare import Comparer, PdqGridComparer
 from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ClipFrames
 from provenance.verify.policy import ComparerPolicy, fingerprint_clip
+from provenance.verify.reframe import ClipPixels
 from provenance.verify.verdict import QUERY_FACE_STEP, verify_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -181,11 +182,24 @@ class Matcher:
         clip: ClipFrames | None = None,
         faces: Faces | None = None,
         audio: QueryAudio | None = None,
+        pixels: ClipPixels | None = None,
+        reframes: bool = True,
     ) -> dict[str, Any]:
-        """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match)."""
+        """The verdict JSON plus `comparer`: name, version and a note when it fell back (None: no match).
+
+        `pixels` (small copies of the clip's frames) let the reframe search look for a picture
+        inside other content and for small rotations."""
         self.drain()
         outcome = verify_fingerprint(
-            query, self.index, self._load, self.policy.factory(clip), query_faces=faces, query_audio=audio
+            query,
+            self.index,
+            self._load,
+            self.policy.factory(clip),
+            query_faces=faces,
+            query_audio=audio,
+            pixels=pixels,
+            reframes=reframes,
+            baseline=self.comparer if isinstance(self.comparer, PdqGridComparer) else None,
         )
         return {**outcome.to_json(), "comparer": outcome.comparer.to_json() if outcome.comparer else None}
 
@@ -193,6 +207,7 @@ class Matcher:
         """Decode a clip once: fingerprint it (keeping its frames when the learned comparer may use
         them, and stills for its report) and match it."""
         stills = FrameStore()
+        pixels = ClipPixels() if settings.reframes else None
         self.drain()
         # The clip's faces, compared with an original's face channel at the aligned instants: only
         # worth their cost while some registered original has one (fingerprint version 3).
@@ -204,12 +219,17 @@ class Matcher:
             self.policy,
             limits=settings.limits,
             sample_fps=settings.sample_fps,
-            sinks=[stills],
+            sinks=[stills] if pixels is None else [stills, pixels],
             faces=faces,
             audio=sound,
         )
         outcome = self.outcome(
-            query, clip, faces.faces() if faces else None, sound.query() if sound else None
+            query,
+            clip,
+            faces.faces() if faces else None,
+            sound.query() if sound else None,
+            pixels,
+            settings.reframes,
         )
         return Examined(outcome, query, stills)
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # when its shipped weights meet the held-out targets, else the PDQ/grid baseline; "learned" or
     # "baseline" forces one. Version 1 registrations always use the baseline.
     comparer: ComparerMode = "auto"
+    # When the plain search finds nothing strong, look for the original of a reframed or mirrored
+    # copy (vertical crops, pictures inside fills or players, small rotations, mirrors):
+    # provenance.verify.reframe. Off: such copies stay `unknown` (what bench/reframe.py compares).
+    reframes: bool = True
     # Clips up to this long are verified within the request; longer ones become a job to poll.
     verify_sync_max_s: float = 30.0
     # At most this many of those run within their requests at once, on threads of their own (reads

@@ -45,7 +45,9 @@ JUMP_SLOPE = 0.1
 # Anchors kept per clip frame (its closest original frames) and rows looked back over.
 MAX_ANCHORS_PER_FRAME = 16
 LOOKBACK_ROWS = 64
-_NO_MATCH = 1 << 10
+# The distance of a pair that cannot match (a frame of low PDQ quality on either side).
+NO_MATCH = 1 << 10
+_NO_MATCH = NO_MATCH
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,22 @@ def _chain(
 
 
 def align(
-    query: Fingerprint, original: Fingerprint, *, scale: float = 1.0, max_distance: int = MATCH_DISTANCE
+    query: Fingerprint,
+    original: Fingerprint,
+    *,
+    scale: float = 1.0,
+    max_distance: int = MATCH_DISTANCE,
+    distances: np.ndarray | None = None,
 ) -> Alignment | None:
-    """Lay `query` along `original`; None when not a single frame pair matches."""
-    distances = distance_matrix(query, original, scale)
+    """Lay `query` along `original`; None when not a single frame pair matches.
+
+    `distances` (clip frames x original frames) replaces `distance_matrix` when the caller
+    compares the frames its own way (a vertical crop: the strip of the original it shows).
+    """
+    if distances is None:
+        distances = distance_matrix(query, original, scale)
+    elif distances.shape != (len(query.frames), len(original.frames)):
+        raise ValueError("one distance per pair of clip and original frames")
     qt = np.array([f.t for f in query.frames])
     ot = np.array([f.t for f in original.frames])
     chain_q, chain_o, score = _chain(distances, qt, ot, max_distance)

@@ -53,6 +53,7 @@ finer temporal alignment would tell apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -75,6 +76,15 @@ CHROMA_WEIGHT = 0.5
 # tampered. Half the chroma added to luma needs 24 levels on its own: it missed every recolour.
 LOCAL_COLOUR_LEVEL = 5.0
 LOCAL_COLOUR_GAIN = CELL_THRESHOLD / LOCAL_COLOUR_LEVEL
+# The same for a clip seen through a reframe view (`provenance.verify.reframe`: mirrored, cut out
+# of other content, turned back, cropped), which the frame comparer judges alone: on validation
+# footage (saturated reds of the coffee scene) benign re-encodes share chroma residuals up to
+# 9.7 between neighbours, over the 5 tuned on bikes and carphone.
+VIEW_COLOUR_LEVEL = 10.0
+# Per-pixel match reach (pixels) for a view that turned the clip back (a rotation): one
+# resampling more than any other clip (validation: a thin moving bar after a 2.8 degree turn
+# left 14.2 at reach 1).
+RESAMPLED_SLACK = 2
 # A structure change (`luma_parts`) two neighbouring cells share from which they are tampered,
 # in still areas of clips that show the original uncropped (benign variants: at most 0.18); and
 # the texture floor it is measured against.
@@ -223,6 +233,54 @@ def estimate_geometry(query: np.ndarray, original: np.ndarray, scales: Sequence[
     return max(tried.values(), key=lambda item: item[0])[1]
 
 
+# Around a prior geometry (a vertical crop found by the strip search), each scale is searched
+# this much either way (relative steps), the position everywhere.
+_PRIOR_STEPS = (0.9, 0.92, 0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06, 1.08, 1.1)
+_PRIOR_HEIGHTS = (0.97, 1.0)
+_PRIOR_ASPECTS = (0.98, 1.0, 1.02)
+# Below this scale a clip is sharper than the original's thumbnail there: it is softened to match.
+_SOFTEN_BELOW = 0.9
+
+
+def refine_geometry(query: np.ndarray, original: np.ndarray, prior: Geometry) -> Geometry:
+    """The geometry near `prior` that fits (n, 32, 32) clip thumbnails inside the original's best.
+
+    A uniform prior (a rotation undone: the zoom that hid its corners) keeps the two scales
+    together; otherwise (a vertical crop) the height is searched on its own, near full height.
+    """
+    textured = [k for k in range(len(query)) if query[k].std() > _FLAT_STD and original[k].std() > _FLAT_STD]
+    if not textured:
+        return prior
+    size = _SIDE * _UPSAMPLE
+    q = [query[k] for k in textured]
+    big = [cv2.resize(original[k], (size, size), interpolation=cv2.INTER_CUBIC) for k in textured]
+    uniform = math.isclose(prior.sx, prior.sy)
+    best: tuple[float, Geometry] | None = None
+    for fx in _PRIOR_STEPS:
+        for fy in _PRIOR_ASPECTS if uniform else _PRIOR_HEIGHTS:
+            sx = min(1.0, prior.sx * fx)
+            sy = min(1.0, sx * fy if uniform else prior.sy * fy)
+            score, geometry = _correlation(q, big, sx, sy)
+            if best is None or score > best[0]:
+                best = (score, geometry)
+    assert best is not None
+    return best[1]
+
+
+def soften(image: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """(n, s, s[, c]) maps of a clip that shows the original at scale (sx, sy): resampled down to the
+    original's sampling there and back, so both sides carry the same detail."""
+    if min(sx, sy) >= _SOFTEN_BELOW:
+        return image
+    side = image.shape[1]
+    small = (max(2, round(side * min(1.0, sx))), max(2, round(side * min(1.0, sy))))
+    out = np.empty_like(image)
+    for k in range(len(image)):
+        down = cv2.resize(image[k], small, interpolation=cv2.INTER_AREA)
+        out[k] = cv2.resize(down, (side, side), interpolation=cv2.INTER_LINEAR).reshape(image[k].shape)
+    return out
+
+
 def warp(
     image: np.ndarray, geometry: Geometry, size: int, margin: int = 0, fill: float | None = None
 ) -> np.ndarray:
@@ -278,7 +336,12 @@ def luma_cells(
 
 
 def luma_parts(
-    query: np.ndarray, original: np.ndarray, geometry: Geometry, moving: np.ndarray | None = None
+    query: np.ndarray,
+    original: np.ndarray,
+    geometry: Geometry,
+    moving: np.ndarray | None = None,
+    shown: np.ndarray | None = None,
+    slack: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, Geometry]:
     """(8, 8) luma residual per cell, (8, 8) structure change per cell, and the geometry used.
 
@@ -302,11 +365,15 @@ def luma_parts(
     covered = valid[y0 : y0 + _SIDE + 2 * inner, x0 : x0 + _SIDE + 2 * inner]
     centre = window[inner:-inner, inner:-inner]
     inside = covered[inner:-inner, inner:-inner]
+    if shown is not None:
+        inside = inside * shown
     fitted = tone_map(window, centre[inside > 0], query[inside > 0])
     shifted = np.lib.stride_tricks.sliding_window_view(fitted, (_SIDE, _SIDE))
     masks = np.lib.stride_tricks.sliding_window_view(covered, (_SIDE, _SIDE))
     residual = np.abs(query - shifted) * masks  # (2L+1, 2L+1, 32, 32)
-    near = slice(inner - 1, inner + 2)
+    if shown is not None:
+        residual = residual * shown
+    near = slice(inner - slack, inner + slack + 1)
     strict = residual[near, near].min(axis=(0, 1))
     cells = strict.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
     blocks = residual.reshape(*residual.shape[:2], GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(3, 5))
@@ -358,7 +425,10 @@ def chroma_parts(
     """(8, 8) chroma outside the range of the original's neighbourhood, after a colour-curve fit,
     and the same with the curves fitted again on the cells the first fit explains.
 
-    The neighbourhood is a third of a cell either way: cell means cannot be resampled any finer.
+    The neighbourhood is a third of a cell either way (cell means cannot be resampled any finer),
+    or wider where the clip shows the original magnified (a vertical crop: `geometry` at a scale
+    of 0.4..0.9): there one of the original's cells spans several of the clip's, and its mean
+    mixes in what lies beside it, so the neighbourhood reaches about half such a cell.
     Each of Cb and Cr is mapped by a monotone curve (a saturation change, and its clipping in
     saturated colours, is monotone per channel). `query` and `original` are (8, 8, 2) maps.
 
@@ -367,22 +437,29 @@ def chroma_parts(
     a paste, which then widens the flagged region); the refit does not.
     """
     fine = GRID_ROWS * 3
-    # On a grid of thirds of a cell, pixel 3c+1 is the centre of cell c (+1 for the margin).
-    warped = warp(original, geometry, fine, margin=1)
-    options = np.stack([warped[y : y + fine : 3, x : x + fine : 3] for y in (1, 2, 3) for x in (1, 2, 3)])
-    first = _chroma_outside(query, options, np.ones((GRID_ROWS, GRID_COLS), dtype=bool))
+    # Reach (thirds of a cell) either way along each axis.
+    rx = max(1, round(1.0 / min(1.0, geometry.sx)))
+    ry = max(1, round(1.0 / min(1.0, geometry.sy)))
+    margin = max(rx, ry)
+    # On a grid of thirds of a cell, pixel 3c+1 is the centre of cell c (+margin on each side).
+    warped = warp(original, geometry, fine, margin=margin)
+    ys = [margin + 1 + dy for dy in range(-ry, ry + 1)]
+    xs = [margin + 1 + dx for dx in range(-rx, rx + 1)]
+    options = np.stack([warped[y : y + fine : 3, x : x + fine : 3] for y in ys for x in xs])
+    centre = ry * len(xs) + rx
+    first = _chroma_outside(query, options, np.ones((GRID_ROWS, GRID_COLS), dtype=bool), centre)
     keep = first <= _CHROMA_REFIT_LEVEL
     if keep.sum() < _CHROMA_REFIT_CELLS or keep.all():
         return first, first
-    return first, _chroma_outside(query, options, keep)
+    return first, _chroma_outside(query, options, keep, centre)
 
 
-def _chroma_outside(query: np.ndarray, options: np.ndarray, fit: np.ndarray) -> np.ndarray:
+def _chroma_outside(query: np.ndarray, options: np.ndarray, fit: np.ndarray, centre: int = 4) -> np.ndarray:
     """(8, 8) chroma outside the neighbourhood's range, each channel's curve fitted on the `fit` cells."""
     total = np.zeros((GRID_ROWS, GRID_COLS), dtype=np.float32)
     for channel in range(2):
         observed = query[:, :, channel]
-        mapped = tone_map(options[..., channel], options[4, :, :, channel][fit], observed[fit])
+        mapped = tone_map(options[..., channel], options[centre, :, :, channel][fit], observed[fit])
         total += np.maximum(observed - mapped.max(axis=0), 0) + np.maximum(mapped.min(axis=0) - observed, 0)
     return total
 
@@ -432,11 +509,13 @@ class CellParts:
         )
 
 
-def _combine(combined: np.ndarray, chroma: np.ndarray, structure: np.ndarray) -> npt.NDArray[np.floating]:
+def _combine(
+    combined: np.ndarray, chroma: np.ndarray, structure: np.ndarray, colour_gain: float = LOCAL_COLOUR_GAIN
+) -> npt.NDArray[np.floating]:
     """(8, 8) cell scores in luma levels: the worst of the three measures, each scaled to the threshold."""
     scores: npt.NDArray[np.floating] = np.maximum(
         combined,
-        np.maximum(LOCAL_COLOUR_GAIN * shared(chroma), STRUCTURE_GAIN * shared(structure)),
+        np.maximum(colour_gain * shared(chroma), STRUCTURE_GAIN * shared(structure)),
     )
     return scores
 
@@ -447,9 +526,59 @@ class PdqGridComparer:
     name = "pdq-grid"
     version = "2"
 
-    def __init__(self, threshold: float = CELL_THRESHOLD, scales: Sequence[float] = SCALES) -> None:
+    def __init__(
+        self,
+        threshold: float = CELL_THRESHOLD,
+        scales: Sequence[float] = SCALES,
+        *,
+        prior: Geometry | None = None,
+        shown: np.ndarray | None = None,
+        colour_level: float = LOCAL_COLOUR_LEVEL,
+        structure: bool = True,
+        slack: int = 1,
+    ) -> None:
+        """`prior`: where the clip lies in the original when the search already knows (a vertical
+        crop: the geometry is refined around it, and the clip softened to the original's detail);
+        `shown`: (32, 32) 1 where the clip's frames show the clip's own content (cells mostly
+        outside it never count as changed); `colour_level`: the local colour change that counts;
+        `structure`: whether whole-block structure changes count (not for a view made from the
+        clip's small kept frames, softer than the original's own thumbnails); `slack`: see
+        `luma_parts`."""
         self.threshold = threshold
         self.scales = tuple(scales)
+        self.prior = prior
+        self.shown = None if shown is None else np.asarray(shown, dtype=np.float32)
+        # A magnified view (a vertical crop) sees the original's cell colours spread over several of
+        # its own cells: a local colour change must be as much larger to count.
+        self.colour_level = colour_level
+        self.structure = structure
+        self.slack = min(slack, LOCAL_RADIUS)
+        gain = CELL_THRESHOLD / colour_level
+        self._colour_gain = gain * (1.0 if prior is None else min(1.0, prior.sx, prior.sy))
+        fractions = (
+            None
+            if self.shown is None
+            else self.shown.reshape(GRID_ROWS, _CELL, GRID_COLS, _CELL).mean(axis=(1, 3))
+        )
+        self._cells_shown = None if fractions is None else fractions >= 0.5
+        # A cell's mean colour is only the clip's where it shows (nearly) all of the cell.
+        self._chroma_shown = None if fractions is None else (fractions >= 0.7).astype(np.float32)
+
+    def with_view(
+        self, prior: Geometry | None, shown: np.ndarray | None, *, resampled: bool = False
+    ) -> PdqGridComparer:
+        """This comparer (threshold, scales) for a clip seen through a reframe view (see `__init__`);
+        `resampled`: the view turned the clip's pixels (a rotation undone), one resampling more."""
+        level = max(self.colour_level, VIEW_COLOUR_LEVEL)
+        return PdqGridComparer(
+            self.threshold,
+            self.scales,
+            prior=prior,
+            shown=shown,
+            colour_level=level,
+            structure=False,
+            slack=RESAMPLED_SLACK if resampled else 1,
+        )
 
     def cell_scores(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
@@ -461,7 +590,10 @@ class PdqGridComparer:
         showing the whole original, the local structure change scaled by `STRUCTURE_GAIN`.
         """
         parts = self.cell_parts(query_frames, original_frames)
-        return _combine(parts.combined, parts.chroma, parts.structure)
+        scores = _combine(parts.combined, parts.chroma, parts.structure, self._colour_gain)
+        if self._cells_shown is not None:
+            scores = np.where(self._cells_shown, scores, 0.0)
+        return scores
 
     def cell_parts(
         self, query_frames: Sequence[FrameHash], original_frames: Sequence[FrameHash]
@@ -474,10 +606,15 @@ class PdqGridComparer:
         q_chroma, o_chroma = thumbs.chroma_maps(query_frames), thumbs.chroma_maps(original_frames)
         options = [candidates(f.t, times) for f in query_frames]
         nearest = [int(np.argmin(np.abs(times - f.t))) for f in query_frames]
-        geometry = estimate_geometry(q_luma, o_luma[nearest], self.scales)
+        if self.prior is not None:
+            q_luma = soften(q_luma, self.prior.sx, self.prior.sy)
+            q_chroma = soften(q_chroma, self.prior.sx, self.prior.sy)
+            geometry = refine_geometry(q_luma, o_luma[nearest], self.prior)
+        else:
+            geometry = estimate_geometry(q_luma, o_luma[nearest], self.scales)
         # A crop or rescale resamples the 32x32 thumbnail: whole-block residuals then measure the
         # resampling (up to 0.68 of the texture on a 10% crop), not the content.
-        same_grid = geometry == IDENTITY
+        same_grid = geometry == IDENTITY and self.structure
         moving: dict[int, np.ndarray] = {}
 
         def moves(j: int) -> np.ndarray:
@@ -499,13 +636,20 @@ class PdqGridComparer:
             still = same_grid & ~near
 
             def score(j: int, around: np.ndarray | None, k: int = k, still: np.ndarray = still) -> CellParts:
-                luma, structure, moved = luma_parts(q_luma[k], o_luma[j], geometry, around)
+                luma, structure, moved = luma_parts(
+                    q_luma[k], o_luma[j], geometry, around, self.shown, self.slack
+                )
                 chroma, refit = chroma_parts(q_chroma[k], o_chroma[j], moved)
+                if self._chroma_shown is not None:
+                    chroma, refit = chroma * self._chroma_shown, refit * self._chroma_shown
                 return CellParts(luma + CHROMA_WEIGHT * chroma, refit, np.where(still, structure, 0.0))
 
             # Most frames match their nearest sample outright; only the others pay for the rest.
             best = score(nearest[k], None)
-            if _combine(best.combined, best.chroma, best.structure).max() > plainly and len(chosen) > 1:
+            if (
+                _combine(best.combined, best.chroma, best.structure, self._colour_gain).max() > plainly
+                and len(chosen) > 1
+            ):
                 for j in chosen:
                     best = best.minimum(score(j, near))
             per_frame.append(best)

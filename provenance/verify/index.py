@@ -7,6 +7,12 @@ Two stores of 256-bit codes, both filled incrementally as registrations arrive:
   still match after a crop of up to 20% per side where PDQ does not. They are searched only when
   PDQ finds too little, so the common case costs one lookup.
 
+- their *strip hashes* (`thumbs.strip_hashes`): `thumbs.STRIP_COUNT` vertical strips per frame,
+  which a vertical crop (down to 40% of the width, full height) still shows whole. They are
+  searched (`search_crops`) only when nothing else finds the clip: a clip is hashed under every
+  crop hypothesis (`thumbs.crop_hypotheses`, ~480 per frame), so the search costs ~480 lookups
+  per frame looked at, for `CROP_QUERY_FRAMES` frames at most.
+
 Each store answers exact radius queries. Its newest codes (up to `FLAT_LIMIT`) are brute-forced
 by a FAISS `IndexBinaryFlat`; the rest are searched by multi-index hashing (Norouzi et al.):
 `MIH_TABLES` = 11 tables over disjoint substrings of up to 23 bits, each a sorted array of code
@@ -32,7 +38,7 @@ import itertools
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import faiss
@@ -61,6 +67,8 @@ MIH_FLIPS = 2
 _BEST_FRAMES = 3
 # Fall back to the centre hashes when PDQ matches fewer than this share of the usable frames.
 _CENTRE_FALLBACK = 0.5
+# Clip frames (evenly spread over the usable ones) whose crop hypotheses the strip search looks up.
+CROP_QUERY_FRAMES = 6
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,11 @@ class Candidate:
     matches: dict[int, tuple[int, ...]] = field(repr=False)
     mean_distance: float
     scale: float = 1.0
+    # For a strip (vertical crop) match: (offset, width) of the original the clip shows, as
+    # fractions of its width.
+    crop: tuple[float, float] | None = None
+    # For a window match (`search_windows`): the window of the clip's frames that shows the original.
+    window: tuple[float, float, float, float] | None = None
 
 
 def usable(frame: FrameHash) -> bool:
@@ -343,12 +356,21 @@ def _linear_search(
 class FrameIndex:
     """Thread-safe index of registered frames; see the module docstring for the index types."""
 
-    def __init__(self, *, crop_tolerant: bool = True, flat_limit: int = FLAT_LIMIT) -> None:
+    def __init__(
+        self,
+        *,
+        crop_tolerant: bool = True,
+        reframe_tolerant: bool | None = None,
+        flat_limit: int = FLAT_LIMIT,
+    ) -> None:
         self._lock = threading.Lock()
         self._ids: list[str] = []
         self._numbers: dict[str, int] = {}
         self._pdq = _CodeStore(flat_limit)
         self._centre = _CodeStore(flat_limit) if crop_tolerant else None
+        # Strips of every frame, for vertical crops (on with the centre hashes unless said otherwise).
+        strips = crop_tolerant if reframe_tolerant is None else reframe_tolerant
+        self._strips = _CodeStore(flat_limit) if strips else None
 
     def __len__(self) -> int:
         """Number of registrations."""
@@ -369,10 +391,17 @@ class FrameIndex:
         for store in (self._pdq, self._centre):
             if store is not None:
                 store.reserve(frames)
+        if self._strips is not None:
+            self._strips.reserve(frames * thumbs.STRIP_COUNT)
+
+    @property
+    def strip_count(self) -> int:
+        """Number of indexed strip hashes (0 when the index keeps none)."""
+        return len(self._strips) if self._strips is not None else 0
 
     def optimize(self) -> None:
         """Hash everything indexed so far (after a bulk load), instead of when the flat part fills."""
-        for store in (self._pdq, self._centre):
+        for store in (self._pdq, self._centre, self._strips):
             if (
                 store is not None
                 and len(store) > store.flat_limit
@@ -396,9 +425,19 @@ class FrameIndex:
         keep = [i for i, frame in enumerate(fingerprint.frames) if usable(frame)]
         frames = [fingerprint.frames[i] for i in keep]
         centre = thumbs.centre_hashes(frames) if self._centre is not None and frames else None
-        return self.add_codes(
+        count = self.add_codes(
             registration_id, thumbs.pdq_codes(frames), np.asarray(keep, dtype=np.int32), centre
         )
+        if self._strips is not None and frames:
+            strips = thumbs.strip_hashes(thumbs.luma_thumbnails(frames)).reshape(-1, PDQ_BYTES)
+            # Each strip code is owned by its registration; its "frame" is frame * STRIP_COUNT + strip.
+            number = self._numbers[registration_id]
+            owners = np.full(len(strips), number, dtype=np.int32)
+            where = (np.asarray(keep, dtype=np.int32)[:, None] * thumbs.STRIP_COUNT) + np.arange(
+                thumbs.STRIP_COUNT, dtype=np.int32
+            )
+            self._strips.add(strips, owners, where.ravel())
+        return count
 
     def add_codes(
         self,
@@ -470,8 +509,13 @@ class FrameIndex:
         max_distance: int = MATCH_DISTANCE,
         limit: int = 5,
         exclude: Sequence[str] = (),
+        scales: Sequence[float | tuple[float, float]] | None = None,
     ) -> list[Candidate]:
-        """`search` over some frames of a query; `frame_indexes` numbers them (default 0, 1, ...)."""
+        """`search` over some frames of a query; `frame_indexes` numbers them (default 0, 1, ...).
+
+        `scales` are the crop scales (uniform, or per axis) the centre hashes are looked up at
+        when PDQ finds too little (default `thumbs.QUERY_SCALES`); a candidate's `scale` is then
+        the (horizontal) scale most of its hits came at."""
         numbers = list(range(len(frames))) if frame_indexes is None else list(frame_indexes)
         if len(numbers) != len(frames):
             raise ValueError("one index per frame")
@@ -487,18 +531,132 @@ class FrameIndex:
         hits = _Hits(query_numbers[rows], distances, owners, originals, np.ones(len(rows)))
         hits = hits.without(excluded)
         if self._centre is not None and hits.best_coverage() < _CENTRE_FALLBACK * len(good):
-            hits = hits.merged(self._centre_hits(good, query_numbers, max_distance).without(excluded))
+            centre = self._centre_hits(good, query_numbers, max_distance, scales or thumbs.QUERY_SCALES)
+            hits = hits.merged(centre.without(excluded))
         return hits.candidates(self._ids, limit)
 
-    def _centre_hits(self, good: Sequence[FrameHash], query_numbers: np.ndarray, max_distance: int) -> _Hits:
-        assert self._centre is not None
-        luma = thumbs.luma_thumbnails(good)
-        scales = thumbs.QUERY_SCALES
-        codes = np.concatenate([thumbs.centre_hashes_of(luma, s) for s in scales])
+    def search_crops(
+        self,
+        frames: Sequence[FrameHash],
+        *,
+        mirrored: bool = False,
+        max_distance: int = MATCH_DISTANCE,
+        limit: int = 3,
+        query_frames: int = CROP_QUERY_FRAMES,
+    ) -> list[Candidate]:
+        """Registrations a vertical crop of the clip's frames (mirrored first, if asked) comes from.
+
+        Looks up every crop hypothesis of up to `query_frames` usable frames in the strip store;
+        each hit says which part of the original the clip would show, and the candidate's `crop`
+        is the (offset, width) most hits agree on, its `matches` the hits that agree.
+        """
+        if self._strips is None or not len(self._strips):
+            return []
+        good = [k for k, frame in enumerate(frames) if usable(frame)]
+        if not good:
+            return []
+        spread = np.linspace(0, len(good) - 1, min(query_frames, len(good))).round().astype(int)
+        picked = [good[p] for p in spread]
+        picked = list(dict.fromkeys(picked))
+        luma = thumbs.luma_thumbnails([frames[k] for k in picked])
+        if mirrored:
+            luma = np.ascontiguousarray(luma[:, :, ::-1])
+        hypotheses = thumbs.crop_hypotheses()
+        codes = thumbs.crop_hashes(luma).reshape(-1, PDQ_BYTES)
+        rows, distances, ids = self._strips.search(codes, max_distance)
+        if not len(rows):
+            return []
+        owners = self._strips.owners.view()[ids]
+        where = self._strips.frames.view()[ids]
+        original, strip = where // thumbs.STRIP_COUNT, where % thumbs.STRIP_COUNT
+        query = np.asarray(picked, dtype=np.int64)[rows // len(hypotheses)]
+        widths = np.asarray([h.width for h in hypotheses])[rows % len(hypotheses)]
+        starts = np.asarray([h.start for h in hypotheses])[rows % len(hypotheses)]
+        offsets = np.asarray(thumbs.STRIP_OFFSETS)[strip] - starts * widths
+        found = []
+        for number in np.unique(owners):
+            mine = owners == number
+            # The crop the hits agree on best: per (offset to 1%, width hypothesis), each query frame
+            # counts with its closest hit there (a close hit counts more), summed over frames.
+            keys = np.round(offsets[mine] / 0.01).astype(np.int64) * 1000 + np.round(
+                widths[mine] * 100
+            ).astype(np.int64)
+            support: dict[tuple[int, int], int] = {}
+            for key, q, d in zip(keys.tolist(), query[mine].tolist(), distances[mine].tolist(), strict=True):
+                support[(key, q)] = max(support.get((key, q), 0), max_distance + 1 - d)
+            totals: dict[int, int] = {}
+            for (key, _), value in support.items():
+                totals[key] = totals.get(key, 0) + value
+            best = max(totals, key=lambda key: totals[key])
+            centre_offset = offsets[mine][keys == best].mean()
+            centre_width = widths[mine][keys == best].mean()
+            near = mine & (np.abs(offsets - centre_offset) <= 0.02) & (np.abs(widths - centre_width) <= 0.03)
+            matched = sorted(set(query[near].tolist()))
+            order = np.lexsort((distances[near],))
+            matches: dict[int, list[int]] = {}
+            for q, o in zip(query[near][order].tolist(), original[near][order].tolist(), strict=True):
+                best_frames = matches.setdefault(q, [])
+                if len(best_frames) < _BEST_FRAMES and o not in best_frames:
+                    best_frames.append(o)
+            weights = 1.0 / (1.0 + distances[near])
+            found.append(
+                Candidate(
+                    registration_id=self._ids[int(number)],
+                    matched_query_frames=len(matched),
+                    matches={q: tuple(v) for q, v in matches.items()},
+                    mean_distance=float(distances[near].mean()),
+                    crop=(
+                        float(np.average(offsets[near], weights=weights)),
+                        float(np.average(widths[near], weights=weights)),
+                    ),
+                )
+            )
+        found.sort(key=lambda c: (-c.matched_query_frames, c.mean_distance))
+        return found[:limit]
+
+    def search_windows(
+        self,
+        frames: Sequence[FrameHash],
+        frame_indexes: Sequence[int],
+        windows: Sequence[tuple[float, float, float, float]],
+        *,
+        max_distance: int = MATCH_DISTANCE,
+        limit: int = 2,
+    ) -> list[Candidate]:
+        """Registrations whose centre hashes a window of the frames matches (`thumbs.window_hashes_of`);
+        each candidate's `window` is the one most of its hits came through."""
+        if self._centre is None or not windows:
+            return []
+        keep = [k for k, frame in enumerate(frames) if usable(frame)]
+        if not keep:
+            return []
+        luma = thumbs.luma_thumbnails([frames[k] for k in keep])
+        numbers = np.asarray([frame_indexes[k] for k in keep], dtype=np.int64)
+        codes = thumbs.window_hashes_of(luma, windows)
         rows, distances, ids = self._centre.search(codes, max_distance)
         owners = self._centre.owners.view()[ids]
         originals = self._centre.frames.view()[ids]
-        scale = np.asarray(scales)[rows // len(good)]
+        variant = (rows // len(keep)).astype(np.float64)
+        hits = _Hits(numbers[rows % len(keep)], distances, owners, originals, variant)
+        return [
+            replace(c, scale=1.0, window=windows[int(c.scale)]) for c in hits.candidates(self._ids, limit)
+        ]
+
+    def _centre_hits(
+        self,
+        good: Sequence[FrameHash],
+        query_numbers: np.ndarray,
+        max_distance: int,
+        scales: Sequence[float | tuple[float, float]],
+    ) -> _Hits:
+        assert self._centre is not None
+        luma = thumbs.luma_thumbnails(good)
+        pairs = [s if isinstance(s, tuple) else (s, s) for s in scales]
+        codes = np.concatenate([thumbs.centre_hashes_of(luma, sx, sy) for sx, sy in pairs])
+        rows, distances, ids = self._centre.search(codes, max_distance)
+        owners = self._centre.owners.view()[ids]
+        originals = self._centre.frames.view()[ids]
+        scale = np.asarray([sx for sx, _ in pairs])[rows // len(good)]
         return _Hits(query_numbers[rows % len(good)], distances, owners, originals, scale)
 
 

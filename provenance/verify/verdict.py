@@ -43,11 +43,20 @@ from frames.regions import merge_ranges
 from provenance.audio import QueryAudio
 from provenance.faces import Faces
 from provenance.fingerprint import Fingerprint, FrameHash
+from provenance.verify import reframe
 from provenance.verify.align import Alignment, align, span_json
 from provenance.verify.audio import AudioComparison, AudioEvent, compare_audio
-from provenance.verify.compare import Chosen, Comparer, ComparerFactory, PlacedFrame, SegmentComparison
+from provenance.verify.compare import (
+    Chosen,
+    Comparer,
+    ComparerFactory,
+    PdqGridComparer,
+    PlacedFrame,
+    SegmentComparison,
+)
 from provenance.verify.faces import SWAP_IDENTITY, FaceEvent, compare_faces
 from provenance.verify.index import MATCH_DISTANCE, FrameIndex, usable
+from provenance.verify.reframe import ClipPixels, View
 
 Verdict = Literal["authentic", "tampered", "unknown"]
 
@@ -66,6 +75,9 @@ CLEARLY_CLEAN = 0.4
 QUERY_FACE_STEP = 0.5
 # The distance a segment with a changed face gets: clearly over the tamper threshold of 0.5.
 FACE_DISTANCE = 0.75
+# The reframe search (`provenance.verify.reframe`) runs when the plain search's best alignment
+# anchors fewer than this share of the clip's usable frames.
+REFRAME_SEARCH_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,10 @@ def verify_fingerprint(
     comparer: Comparer | ComparerFactory,
     query_faces: Faces | None = None,
     query_audio: QueryAudio | None = None,
+    *,
+    pixels: ClipPixels | None = None,
+    reframes: bool = True,
+    baseline: PdqGridComparer | None = None,
 ) -> Outcome:
     """Verify a clip's fingerprint against every registered original in `index`.
 
@@ -182,31 +198,69 @@ def verify_fingerprint(
     `query_faces` (the clip's face channel) and an original of version 3, every face is compared
     with the original's at the same instant too; with `query_audio` (the clip's sound, possibly
     without a track) and a version 3 original, the sound is compared where the picture aligned.
+
+    When the plain search finds nothing strong and `reframes` is on, the reframe search
+    (`provenance.verify.reframe`) looks at the clip mirrored, as a vertical crop, and, given its
+    `pixels`, as a picture inside other content or turned by a few degrees. A clip found through
+    such a view is compared by `baseline` (a `PdqGridComparer`) on the view's frames, its regions
+    are mapped back to the clip's frame, and the view is noted in the findings (`reframed`,
+    `mirrored`).
     """
     good = sum(usable(f) for f in query.frames)
-    if good == 0:
+    if good == 0 and not (reframes and pixels is not None):
         # Nothing but flat frames: no hash says anything, so no claim either way.
         return Outcome("unknown", 0.2)
     best: tuple[str, Fingerprint, Alignment] | None = None
-    for candidate in index.search(query, limit=CANDIDATES_ALIGNED):
+    # (A frame flat as a whole may still hold a picture: a small dark one inside a dark fill.)
+    for candidate in index.search(query, limit=CANDIDATES_ALIGNED) if good else ():
         original = load(candidate.registration_id)
         alignment = align(query, original, scale=candidate.scale)
         if alignment is not None and (best is None or alignment.score > best[2].score):
             best = (candidate.registration_id, original, alignment)
-    if best is None or best[2].matched_frames < min(MIN_MATCHED_FRAMES, good):
+    view, seen = View(), query
+    if reframes and (best is None or best[2].matched_frames < REFRAME_SEARCH_BELOW * good):
+        found = reframe.search(query, index, load, pixels)
+        if (
+            found is not None
+            and found.alignment.matched_frames >= min(MIN_MATCHED_FRAMES, found.alignment.usable_frames)
+            and (best is None or found.alignment.score > reframe.VIEW_MARGIN * best[2].score)
+        ):
+            best = (found.registration_id, found.original, found.alignment)
+            view, seen = found.view, found.query
+    if best is None or best[2].matched_frames < min(MIN_MATCHED_FRAMES, max(good, 1)):
+        if good == 0:
+            return Outcome("unknown", 0.2)
         weak = best is not None
         nearest = {"matched_frames": best[2].matched_frames if best else 0, "usable_frames": good}
         return Outcome("unknown", _unknown_confidence(good, weak), nearest=nearest)
     registration_id, original, alignment = best
-    if isinstance(comparer, Comparer):
+    if not view.plain:
+        base = baseline or PdqGridComparer()
+        chosen = Chosen(
+            base.with_view(
+                view.geometry(query.width / query.height), view.mask(pixels), resampled=bool(view.degrees)
+            ),
+            f"{view.name} copy: compared by the frame comparer on the view of the original it shows",
+        )
+    elif isinstance(comparer, Comparer):
         chosen = Chosen(comparer)
     else:
         chosen = comparer(registration_id, original, query, alignment)
-    segments = _segments(query, original, alignment, chosen.comparer, index, registration_id)
+    segments = _segments(seen, original, alignment, chosen.comparer, index, registration_id)
+    if not view.plain:
+        aspect = query.width / query.height
+        segments = [
+            replace(s, regions=[view.to_clip(r, aspect) for r in s.regions]) if s.regions else s
+            for s in segments
+        ]
     findings = _picture_findings(segments)
+    findings.extend(
+        Finding(kind, "video", alignment.query_range, alignment.original_range, regions, detail)
+        for kind, detail, regions in view.notes()
+    )
     ranges = [(s.query_start, s.query_end) for s in segments if s.tampered]
     original_faces = original.face_channel()
-    if query_faces is not None and original_faces is not None:
+    if query_faces is not None and original_faces is not None and view.plain:
         events = compare_faces(
             query_faces, original_faces, [f.t for f in query.frames], alignment.mapped, QUERY_FACE_STEP
         )
@@ -229,7 +283,7 @@ def verify_fingerprint(
         ranges.extend(audio.tampered_ranges)
     findings.sort(key=lambda f: f.query_range)
     tampered_ranges = merge_ranges(ranges)
-    strength = _match_strength(alignment, good)
+    strength = _match_strength(alignment, alignment.usable_frames or good)
     # The sound's windows weigh in the confidence like the picture's segments.
     distances = [(s.distance, s.tampered) for s in segments]
     distances += [(w.distance, w.tampered) for w in audio.windows] if audio is not None else []

@@ -52,3 +52,12 @@ def test_malformed_inputs_are_refused() -> None:
     with pytest.raises(ValueError):
         d.pdq_distance(bytes(31), bytes(32))
     assert d.pdq_distance(bytes(32), b"\xff" + bytes(31)) == 8
+
+
+def test_a_mirrored_grid_is_the_grid_of_the_mirrored_frame() -> None:
+    from frames.descriptor import describe, mirror_grid
+
+    image = skimage.data.astronaut()
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    assert mirror_grid(describe(image).grid) == describe(flipped).grid
+    assert mirror_grid(mirror_grid(describe(image).grid)) == describe(image).grid

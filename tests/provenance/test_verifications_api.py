@@ -7,12 +7,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from frames.samples import sample_clip
+from generator import reposts
 from generator.tampers import paste_region
-from generator.variants import reencode
+from generator.variants import reencode, subclip
 from harness.accounts import enrol_device
 from provenance.models import Verification
 from tests.provenance.conftest import Stack
@@ -105,3 +107,24 @@ def test_long_clip_becomes_a_job(http: TestClient, stack: Stack) -> None:
     assert polled["verdict"] == "authentic" and polled["schema"] == "provenance.verification/v1"
     other = stack.key("newsroom")
     assert http.get(f"/v1/verifications/{job['id']}", headers=other).status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.slow
+def test_a_mirrored_copy_and_a_vertical_crop_are_found_through_the_api(stack: Stack, tmp_path: Path) -> None:
+    """The service's own Verifier: reposts come back authentic, with the original and a note."""
+    original = tmp_path / "bunny.mp4"
+    subclip(sample_clip("bigbuckbunny.mp4"), original, 0.0, 4.0)
+    registration_id = stack.register(original)
+    newsroom = stack.key("newsroom")
+    for reframe, note in (
+        (reposts.Reframe(mirror=True), "mirrored"),
+        (reposts.Reframe(window=(0.5, 0.0, 0.42, 1.0)), "reframed"),
+    ):
+        copy = tmp_path / f"{note}.mp4"
+        reposts.repost(original, copy, reframe)
+        result = stack.verify(newsroom, copy).json()
+        assert result["verdict"] == "authentic", result
+        assert result["match"]["registration_id"] == registration_id
+        assert [f["kind"] for f in result["findings"]] == [note], result["findings"]
+        assert result["comparer"]["name"] == "pdq-grid" and result["comparer"]["note"]

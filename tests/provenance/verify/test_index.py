@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from frames.samples import sample_clip
-from generator import variants
+from generator import reposts, variants
 from harness.synthetic import flip_bits, synthetic_fingerprint
 from provenance.core.config import DecodeLimits
 from provenance.fingerprint import Fingerprint, compute_fingerprint
+from provenance.verify import thumbs
 from provenance.verify.index import MIN_QUALITY, FrameIndex
 
 LIMITS = DecodeLimits()
@@ -69,6 +70,28 @@ def test_a_cropped_clip_is_found_through_the_centre_hashes(
     assert best.registration_id == "bikes"
     assert best.matched_query_frames >= 0.7 * len(query.frames)
     assert best.scale == pytest.approx(0.9, abs=0.051)
+
+
+def test_a_vertical_crop_is_found_through_the_strips_and_placed(
+    index: FrameIndex, originals: dict[str, Fingerprint], workdir: Path
+) -> None:
+    """A 9:16-style crop (45% of the width, off-centre) matches no frame or centre hash, but whole
+    strips of the original: the strip search names the original and where the crop lies."""
+    bunny = sample_clip("bigbuckbunny.mp4")
+    cropped = workdir / "vertical.mp4"
+    reposts.repost(bunny, cropped, reposts.Reframe(window=(0.08, 0.0, 0.45, 1.0)))
+    query = compute_fingerprint(cropped, limits=LIMITS)
+    assert not index.search(query) or index.search(query)[0].matched_query_frames < 0.3 * len(query.frames)
+    best = index.search_crops(query.frames)[0]
+    assert best.registration_id == "bunny" and best.crop is not None
+    assert best.matched_query_frames >= 5
+    offset, width = best.crop
+    assert offset == pytest.approx(0.08, abs=0.02) and width == pytest.approx(0.45, abs=0.03)
+    assert not index.search_crops(query.frames, mirrored=True) or (
+        index.search_crops(query.frames, mirrored=True)[0].registration_id != "bunny"
+    )
+    assert index.strip_count == thumbs.STRIP_COUNT * index.frame_count
+    assert FrameIndex(reframe_tolerant=False).search_crops(query.frames) == []
 
 
 def test_flat_frames_are_neither_indexed_nor_searched() -> None:
