@@ -906,6 +906,46 @@ def print_reposts(report: dict[str, Any]) -> None:
     out.print(f"written to {report['path']}", markup=False)
 
 
+@eval_app.command("faces")
+def eval_faces(
+    sources: Annotated[
+        int,
+        typer.Option("--sources", min=1, help="face sources per split (validation, held-out); + carphone"),
+    ] = 8,
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="keep the made clips here and reuse them in later runs"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Face swaps (four methods) and benign copies of registered talking heads, through the verifier.
+
+    Writes DATA_DIR/eval/faces.json; the verifications run on a fresh service of their own."""
+    import torch
+
+    from provenance.evaluation_faces import evaluate, isolated_service, table
+
+    torch.set_num_threads(1)
+    settings = get_settings()
+    private_data_dir(settings.data_dir)
+    with one_line_errors(), isolated_service(settings) as service:
+        figures = evaluate(
+            service.evaluator,
+            sources,
+            media,
+            progress=None if as_json else lambda line: err.print(line, markup=False, highlight=False),
+        )
+    target = settings.data_dir / "eval" / "faces.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2))
+
+    def show() -> None:
+        for line in table(figures):
+            out.print(line, markup=False, highlight=False)
+
+    emit(figures, as_json, show)
+
+
 def print_evaluation(body: dict[str, Any]) -> None:
     out.print(
         f"evaluation {body['id']} (comparer {body['comparer']}, generator {body['generator']})", markup=False

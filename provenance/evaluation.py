@@ -279,14 +279,17 @@ class Evaluator:
                 client, _ = clients.create_client(session, "continuous evaluation", Scope.factchecker)
             return client.id
 
-    def registration_for(self, original: Path, key: Any) -> str:
+    def register(self, original: Path, version: int | None = None) -> str:
+        """The id of `original`'s registration by the evaluation device, registering it first when
+        there is none (of fingerprint `version`, when given; else of the version the sampling allows)."""
         digest = hashlib.sha256(original.read_bytes()).hexdigest()
         with session_scope(self.engine) as session:
-            existing = session.exec(select(Registration).where(Registration.content_sha256 == digest)).first()
-            if existing is not None:
-                return existing.id
+            for existing in session.exec(select(Registration).where(Registration.content_sha256 == digest)):
+                if version is None or fp.Fingerprint.decode(existing.fingerprint).version == version:
+                    return existing.id
+        key = self.device_key()
         fingerprint = fp.compute_fingerprint(
-            original, limits=self.settings.limits, sample_fps=self.settings.sample_fps
+            original, limits=self.settings.limits, sample_fps=self.settings.sample_fps, version=version
         )
         manifest = fingerprint_manifest(
             fingerprint,
@@ -350,9 +353,8 @@ class Evaluator:
     def _measure(
         self, originals: list[Path], chosen: list[Attack], progress: Callable[[str], None] | None
     ) -> dict[str, Any]:
-        key = self.device_key()
         client_id = self.client_id()
-        registrations = [self.registration_for(o, key) for o in originals]
+        registrations = [self.register(o) for o in originals]
         samples: dict[str, list[dict[str, float]]] = {a.name: [] for a in chosen}
         skipped: dict[str, list[str]] = {}
         comparers: dict[str, int] = {}

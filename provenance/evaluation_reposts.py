@@ -219,12 +219,11 @@ def run(
     settings = service.settings
     evaluator = service.evaluator
     footage = settings.data_dir / "eval" / "footage"
-    key = evaluator.device_key()
     client_id = evaluator.client_id()
     # Every registered source is registered, whatever the split run: the others are distractors.
     paths = {s.name: s.path(footage) for s in SOURCES}
     registrations: dict[str, str | None] = {
-        s.name: evaluator.registration_for(paths[s.name], key) if s.registered else None for s in SOURCES
+        s.name: evaluator.register(paths[s.name]) if s.registered else None for s in SOURCES
     }
     service.matcher.drain()
     rows: list[dict[str, Any]] = []
