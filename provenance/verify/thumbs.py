@@ -56,17 +56,7 @@ def chroma_maps(frames: Sequence[FrameHash]) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _crop_matrix(fraction: float) -> np.ndarray:
     """(SIDE, SIDE) linear-interpolation matrix resampling the central `fraction` to full size."""
-    out = np.zeros((SIDE, SIDE), dtype=np.float64)
-    offset = SIDE * (1 - fraction) / 2
-    for u in range(SIDE):
-        x = offset + (u + 0.5) * fraction - 0.5
-        x = min(max(x, 0.0), SIDE - 1.0)
-        lo = math.floor(x)
-        hi = min(lo + 1, SIDE - 1)
-        w = x - lo
-        out[u, lo] += 1 - w
-        out[u, hi] += w
-    return out
+    return _resample((1 - fraction) / 2, fraction)
 
 
 @lru_cache(maxsize=32)
