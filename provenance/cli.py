@@ -988,17 +988,17 @@ def print_evaluation(body: dict[str, Any]) -> None:
 def eval_audio(as_json: JsonOpt = False) -> None:
     """Evaluate the audio channel: sound edits and re-encodes of speech over real video, through the
     verifier's path, on a validation and a held-out split; writes DATA_DIR/eval/audio.json."""
-    from provenance.audio_evaluation import run
+    from provenance.evaluation_audio import run
 
     settings = get_settings()
     with one_line_errors():
         body = run(
             settings.data_dir, progress=None if as_json else lambda line: err.print(line, markup=False)
         )
-    emit(body, as_json, lambda: print_audio_evaluation(body))
+    emit(body, as_json, lambda: print_evaluation_audio(body))
 
 
-def print_audio_evaluation(body: dict[str, Any]) -> None:
+def print_evaluation_audio(body: dict[str, Any]) -> None:
     out.print(
         f"audio evaluation (unmatched cost {body['threshold']}, time IoU >= {body['iou']})", markup=False
     )
