@@ -42,7 +42,7 @@ from provenance.verify.index import FrameIndex
 from provenance.verify.learned import ClipFrames
 from provenance.verify.policy import ComparerPolicy, fingerprint_clip
 from provenance.verify.reframe import ClipPixels
-from provenance.verify.verdict import QUERY_FACE_STEP, verify_fingerprint
+from provenance.verify.verdict import NOTE_KINDS, QUERY_FACE_STEP, verify_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -246,15 +246,11 @@ class Examined:
     stills: FrameStore
 
 
-def evidence(session: Session, registration_id: str, cache: log.TreeCache) -> dict[str, Any]:
-    """The matched registration's checks: device, capture time, signature, anchoring."""
-    return evidence_and_receipt(session, registration_id, cache)[0]
-
-
 def evidence_and_receipt(
     session: Session, registration_id: str, cache: log.TreeCache
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`evidence`, and the receipt it was read from (embedded in the report)."""
+    """The matched registration's checks (device, capture time, signature, anchoring), and the
+    receipt they were read from (embedded in the report)."""
     registration = session.get(Registration, registration_id)
     assert registration is not None
     device = session.get(Device, registration.device_id)
@@ -317,7 +313,7 @@ def note_exact_copy(session: Session, outcome: dict[str, Any], media_sha256: str
         "regions": [],
         "detail": f"the file is byte for byte the registered original (SHA-256 {media_sha256})",
     }
-    notes = [f for f in outcome.get("findings", []) if f.get("kind") in AUTHENTIC_NOTES]
+    notes = [f for f in outcome.get("findings", []) if f.get("kind") in NOTE_KINDS]
     outcome["findings"] = [finding, *notes]
 
 
@@ -348,10 +344,6 @@ def note_other_registrants(session: Session, outcome: dict[str, Any]) -> None:
         }
         for other in others
     ]
-
-
-# Finding kinds that are notes on an authentic clip (docs/verification.md, Findings).
-AUTHENTIC_NOTES = {"reframed", "mirrored", "overlay", "audio_offset", "audio_missing"}
 
 
 class Verifier:

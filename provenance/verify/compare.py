@@ -203,18 +203,30 @@ def _correlation(
     return float(total[y, x]) / len(query), Geometry(sx, sy, x / _UPSAMPLE, y / _UPSAMPLE)
 
 
+def _textured_pairs(
+    query: np.ndarray, original: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """The frame pairs with texture on both sides: the clip's thumbnails and the original's,
+    upsampled for the correlation (None: no such pair, nothing to fit)."""
+    textured = [k for k in range(len(query)) if query[k].std() > _FLAT_STD and original[k].std() > _FLAT_STD]
+    if not textured:
+        return None
+    size = _SIDE * _UPSAMPLE
+    q = [query[k] for k in textured]
+    big = [cv2.resize(original[k], (size, size), interpolation=cv2.INTER_CUBIC) for k in textured]
+    return q, big
+
+
 def estimate_geometry(query: np.ndarray, original: np.ndarray, scales: Sequence[float] = SCALES) -> Geometry:
     """Best crop/scale over frame pairs of (n, 32, 32) thumbnails, by summed normalised correlation.
 
     Uncropped clips, the common case, stop after one correlation; otherwise a uniform scale is
     searched first and then each axis around it.
     """
-    textured = [k for k in range(len(query)) if query[k].std() > _FLAT_STD and original[k].std() > _FLAT_STD]
-    if not textured:
+    pairs = _textured_pairs(query, original)
+    if pairs is None:
         return IDENTITY
-    size = _SIDE * _UPSAMPLE
-    q = [query[k] for k in textured]
-    big = [cv2.resize(original[k], (size, size), interpolation=cv2.INTER_CUBIC) for k in textured]
+    q, big = pairs
     tried: dict[tuple[float, float], tuple[float, Geometry]] = {}
 
     def attempt(sx: float, sy: float) -> float:
@@ -248,12 +260,10 @@ def refine_geometry(query: np.ndarray, original: np.ndarray, prior: Geometry) ->
     A uniform prior (a rotation undone: the zoom that hid its corners) keeps the two scales
     together; otherwise (a vertical crop) the height is searched on its own, near full height.
     """
-    textured = [k for k in range(len(query)) if query[k].std() > _FLAT_STD and original[k].std() > _FLAT_STD]
-    if not textured:
+    pairs = _textured_pairs(query, original)
+    if pairs is None:
         return prior
-    size = _SIDE * _UPSAMPLE
-    q = [query[k] for k in textured]
-    big = [cv2.resize(original[k], (size, size), interpolation=cv2.INTER_CUBIC) for k in textured]
+    q, big = pairs
     uniform = math.isclose(prior.sx, prior.sy)
     best: tuple[float, Geometry] | None = None
     for fx in _PRIOR_STEPS:

@@ -128,6 +128,13 @@ class Match:
         return body
 
 
+# Finding kinds that are notes on an authentic clip; every other kind makes it tampered
+# (docs/verification.md, Findings).
+NOTE_KINDS: frozenset[str] = frozenset(
+    {"exact_copy", "reframed", "mirrored", "overlay", "audio_offset", "audio_missing"}
+)
+
+
 @dataclass(frozen=True)
 class Finding:
     """What was changed, when and where: the answer a fact-checker reads (docs/verification.md, Findings)."""

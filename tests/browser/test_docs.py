@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from harness.server import free_port
+from harness.server import live_server
 from provenance.api.app import create_app
 from provenance.core.config import Settings
 from provenance.service import open_service
 from tests.browser.test_web import CHROMIUM, CHROMIUM_ARGS, _screenshot_dir
-
-
-@contextmanager
-def docs_server(app: FastAPI) -> Iterator[str]:
-    """uvicorn without the lifespan: the docs need neither the chain nor the worker."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-docs", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.mark.slow
@@ -52,7 +26,9 @@ def test_docs_render_offline(tmp_path: Path) -> None:
     outside: list[str] = []
     problems: list[str] = []
     try:
-        with docs_server(create_app(service)) as url, sync_api.sync_playwright() as playwright:
+        # No lifespan: the docs need neither the chain nor the worker.
+        app = create_app(service)
+        with live_server(app, lifespan="off") as url, sync_api.sync_playwright() as playwright:
             ours = urlsplit(url).netloc
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -25,7 +25,7 @@ from provenance.ledger.merkle import leaf_hash
 from provenance.models import AuditEvent, Device, LogEntry
 from provenance.service import Service
 from provenance.signing import device_id_for, raw_public_key, sign_manifest, verify_signature
-from provenance.verification import evidence
+from provenance.verification import evidence_and_receipt
 from tests.conftest import chainless_settings
 from tests.provenance.test_registrations_api import post, signed
 
@@ -149,7 +149,8 @@ def test_device_key_rotation(
 
     with Session(service.engine) as session:
         # What the old key signed before the rotation still verifies (the verify flow's own check).
-        assert evidence(session, before.json()["id"], service.tree_cache)["signature_valid"] is True
+        found, _ = evidence_and_receipt(session, before.json()["id"], service.tree_cache)
+        assert found["signature_valid"] is True
         # The hand-over is a transparency-log leaf that anyone can check against the old key.
         entry = session.exec(
             select(LogEntry).where(LogEntry.kind == "device", LogEntry.ref_id == successor_id)
