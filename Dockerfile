@@ -18,7 +18,12 @@ COPY provenance/__init__.py provenance/__init__.py
 COPY detector/__init__.py detector/__init__.py
 COPY generator/__init__.py generator/__init__.py
 COPY frames/__init__.py frames/__init__.py
-RUN pip install . && pip uninstall -y provenance
+# torch from PyTorch's CPU index first: PyPI's default Linux wheel is the CUDA build, several GB
+# with its nvidia-* dependencies, and nothing here uses a GPU. `pip install .` then finds the pinned
+# torch==2.13.0 satisfied by 2.13.0+cpu.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --extra-index-url "$TORCH_INDEX" "torch==2.13.0+cpu" \
+    && pip install . && pip uninstall -y provenance
 COPY contracts/build contracts/build
 COPY provenance provenance
 COPY detector detector

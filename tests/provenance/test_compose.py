@@ -129,6 +129,17 @@ def test_dockerfile_copies_what_exists_and_runs_the_cli() -> None:
     assert (ROOT / "contracts" / "build" / "AnchorRegistry.json").is_file()
 
 
+def test_dockerfile_installs_the_pinned_torch_as_the_cpu_build_before_the_project() -> None:
+    """PyPI's default Linux torch is the multi-GB CUDA build; the image must take the CPU one first."""
+    text = (ROOT / "Dockerfile").read_text()
+    pinned = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pinned is not None
+    torch_at = text.find(f'"torch=={pinned.group(1)}+cpu"')
+    assert torch_at > 0, "the Dockerfile does not install the pinned torch's +cpu build"
+    assert "https://download.pytorch.org/whl/cpu" in text
+    assert torch_at < text.find("&& pip install . &&"), "torch must be installed before the project"
+
+
 def test_compose_file_is_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
     """The compose-spec JSON schema (vendored by the pinned check-jsonschema), not only YAML loading."""
     import copy
